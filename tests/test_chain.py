@@ -1,0 +1,203 @@
+"""The chain on its own: order, wrap semantics and the error policy, with a plain ``send``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+import tokenmw
+from tokenmw import Call, Hook, Middleware
+
+
+class Recorder(Hook):
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.label = name
+        self.log = log
+
+    async def before(self, call: Call) -> None:
+        self.log.append(f"before:{self.label}")
+
+    async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+        self.log.append(f"wrap-in:{self.label}")
+        response = await call_next(call)
+        self.log.append(f"wrap-out:{self.label}")
+        return response
+
+    async def on_send(self, call: Call) -> None:
+        self.log.append(f"on_send:{self.label}")
+
+    async def after(self, call: Call, response: Any) -> Any:
+        self.log.append(f"after:{self.label}")
+        return response
+
+
+def make_send(log: list[str], reply: Any = "reply") -> Any:
+    async def send(call: Call) -> Any:
+        log.append("send")
+        return reply
+
+    return send
+
+
+def new_call() -> Call:
+    return Call({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}, "chat")
+
+
+async def test_order_of_phases() -> None:
+    log: list[str] = []
+    mw = Middleware([Recorder("a", log), Recorder("b", log)])
+    assert await mw.run(new_call(), make_send(log)) == "reply"
+    assert log == [
+        "before:a",
+        "wrap-in:a",
+        "before:b",
+        "wrap-in:b",
+        "on_send:a",
+        "on_send:b",
+        "send",
+        "wrap-out:b",
+        "after:b",
+        "wrap-out:a",
+        "after:a",
+    ]
+
+
+class ShortCircuit(Hook):
+    name = "cache"
+
+    async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+        return "cached"
+
+
+async def test_wrap_can_short_circuit() -> None:
+    log: list[str] = []
+    mw = Middleware([ShortCircuit(), Recorder("later", log)])
+    assert await mw.run(new_call(), make_send(log)) == "cached"
+    assert log == []  # neither the later hook nor the model call ran
+
+
+class Retry(Hook):
+    name = "retry"
+
+    async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+        try:
+            return await call_next(call)
+        except ConnectionError:
+            return await call_next(call)
+
+
+async def test_wrap_can_call_next_more_than_once() -> None:
+    attempts: list[int] = []
+
+    async def flaky(call: Call) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("first attempt fails")
+        return "second"
+
+    assert await Middleware([Retry()]).run(new_call(), flaky) == "second"
+    assert len(attempts) == 2
+
+
+class Broken(Hook):
+    name = "broken"
+
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+
+    async def before(self, call: Call) -> None:
+        if self.phase == "before":
+            call.request["messages"] = "half-changed"  # must be rolled back
+            raise RuntimeError("boom in before")
+
+    async def after(self, call: Call, response: Any) -> Any:
+        if self.phase == "after":
+            raise RuntimeError("boom in after")
+        return response
+
+    async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+        if self.phase == "wrap-before-next":
+            raise RuntimeError("boom before call_next")
+        response = await call_next(call)
+        if self.phase == "wrap-after-next":
+            raise RuntimeError("boom after call_next")
+        return response
+
+
+@pytest.mark.parametrize("phase", ["before", "after", "wrap-before-next", "wrap-after-next"])
+async def test_failing_hook_is_skipped_and_the_call_goes_on(
+    phase: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent: list[Any] = []
+
+    async def send(call: Call) -> str:
+        sent.append(call.request["messages"])
+        return "reply"
+
+    mw = Middleware([Broken(phase)])
+    with caplog.at_level(logging.DEBUG, logger="tokenmw"):
+        assert await mw.run(new_call(), send) == "reply"
+        assert await mw.run(new_call(), send) == "reply"
+    assert sent == [[{"role": "user", "content": "hi"}]] * 2  # one send per call, request intact
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1  # logged once, not once per call
+    assert "broken" in warnings[0].getMessage()
+    assert mw.usage.calls == 2
+
+
+@pytest.mark.parametrize("phase", ["before", "after", "wrap-before-next", "wrap-after-next"])
+async def test_failing_hook_raises_when_strict(phase: str) -> None:
+    mw = Middleware([Broken(phase)], on_hook_error="raise")
+    with pytest.raises(RuntimeError, match="boom"):
+        await mw.run(new_call(), make_send([]))
+
+
+async def test_errors_of_the_model_call_are_not_hook_errors() -> None:
+    async def failing(call: Call) -> str:
+        raise TimeoutError("upstream")
+
+    mw = Middleware([Broken("wrap-after-next"), Recorder("r", [])])
+    with pytest.raises(TimeoutError):
+        await mw.run(new_call(), failing)
+    assert mw.usage.calls == 0
+
+
+class Refuse(Hook):
+    async def on_send(self, call: Call) -> None:
+        raise tokenmw.TokenBudgetExceeded(10, 5)
+
+
+async def test_deliberate_refusals_are_never_skipped() -> None:
+    log: list[str] = []
+    with pytest.raises(tokenmw.TokenBudgetExceeded):
+        await Middleware([Refuse()]).run(new_call(), make_send(log))
+    assert log == []
+
+
+def test_bad_configuration_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="on_hook_error"):
+        Middleware([], on_hook_error="ignore")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="instance"):
+        Middleware([Recorder])  # type: ignore[list-item]
+
+
+async def test_original_count_is_taken_before_hooks_change_the_request() -> None:
+    class Shorten(Hook):
+        async def before(self, call: Call) -> None:
+            call.request["messages"] = [{"role": "user", "content": "hi"}]
+
+    seen: dict[str, int] = {}
+
+    class Measure(Hook):
+        async def on_send(self, call: Call) -> None:
+            seen["original"] = await call.original_input_tokens()
+            seen["sent"] = await call.input_tokens()
+
+    long_call = Call(
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "word " * 200}]}, "chat"
+    )
+    await Middleware([Shorten(), Measure()]).run(long_call, make_send([]))
+    assert seen["sent"] == tokenmw.count_tokens([{"role": "user", "content": "hi"}])
+    assert seen["original"] == tokenmw.count_tokens([{"role": "user", "content": "word " * 200}])

@@ -1,0 +1,53 @@
+"""tokenmw: middleware for OpenAI and LiteLLM clients that cuts token spend without adding latency.
+
+Public names are the ones exported here; everything else lives in private modules.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._call import Call, CallUsage
+from ._chain import Middleware, OnHookError
+from ._counting import count_tokens
+from ._errors import TokenBudgetExceeded, TokenmwError
+from ._hook import CallNext, Hook, StreamOutcome
+from ._litellm import wrap_litellm
+from ._tokenizer import encoding_for
+from ._usage import ModelUsage, Usage
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .hooks import Compress, CountTokens, Enhance, LimitResponse
+
+
+def __getattr__(name: str) -> Any:
+    # Built-in hooks load on first use (Compress compiles its patterns at import).
+    if name in ("Compress", "CountTokens", "Enhance", "LimitResponse"):
+        from . import hooks
+
+        return getattr(hooks, name)
+    raise AttributeError(f"module 'tokenmw' has no attribute {name!r}")
+
+__all__ = [
+    "Call",
+    "CallNext",
+    "CallUsage",
+    "Compress",
+    "CountTokens",
+    "Enhance",
+    "Hook",
+    "LimitResponse",
+    "Middleware",
+    "ModelUsage",
+    "OnHookError",
+    "StreamOutcome",
+    "TokenBudgetExceeded",
+    "TokenmwError",
+    "Usage",
+    "__version__",
+    "count_tokens",
+    "encoding_for",
+    "wrap_litellm",
+]

@@ -1,0 +1,314 @@
+"""The middleware chain: hooks around one model call, as an onion.
+
+Each hook is one layer: its ``before`` runs on the way in (list order), its ``wrap`` around the
+rest of the chain (first hook outermost), its ``after`` on the way out (reverse order). At the
+centre, ``on_send`` of every hook sees the request exactly as it goes out, then ``send`` makes the
+model call. Streams leave the onion as soon as the first chunk can be read; the stream proxy then
+runs ``on_chunk`` per chunk and ends the call (``on_stream_end``, usage, span) exactly once.
+
+The chain knows nothing of any client: integrations hand it a ``Call`` and a ``send`` coroutine.
+Layers are resolved once, at construction, so a phase a hook does not define costs nothing per call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from . import _telemetry as tel
+from ._call import Call
+from ._errors import TokenmwError
+from ._hook import Hook, StreamOutcome, defined_phases
+from ._streams import AsyncStreamProxy, SyncStreamProxy, is_async_stream, is_sync_stream
+from ._usage import Usage, reported_usage
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+__all__ = ["Middleware", "OnHookError", "Send"]
+
+logger = logging.getLogger("tokenmw")
+
+OnHookError = Literal["skip", "raise"]
+Send = Callable[[Call], Awaitable[Any]]
+"""The model call at the centre of the chain."""
+
+
+class _Layer:
+    """A hook and the phases it defines, resolved once."""
+
+    __slots__ = ("after", "before", "hook", "index", "name", "wrap")
+
+    def __init__(self, hook: Hook, index: int) -> None:
+        phases = defined_phases(hook)
+        self.hook = hook
+        self.index = index
+        self.name = getattr(hook, "name", None) or type(hook).__name__
+        self.before = "before" in phases
+        self.wrap = "wrap" in phases
+        self.after = "after" in phases
+
+
+class Middleware:
+    """An ordered chain of hooks that wraps OpenAI clients and LiteLLM functions."""
+
+    def __init__(self, hooks: Iterable[Hook] = (), *, on_hook_error: OnHookError = "skip") -> None:
+        hooks = tuple(hooks)
+        for hook in hooks:
+            if not isinstance(hook, Hook):
+                raise TypeError(
+                    f"tokenmw.Middleware takes tokenmw.Hook instances, got {type(hook).__name__!r}"
+                    " (did you pass the class instead of an instance?)"
+                )
+        if on_hook_error not in ("skip", "raise"):
+            raise ValueError(f"on_hook_error must be 'skip' or 'raise', got {on_hook_error!r}")
+        self.hooks: tuple[Hook, ...] = hooks
+        self.on_hook_error: OnHookError = on_hook_error
+        self.usage = Usage()
+        """Live totals over every call made through this middleware."""
+        self._layers = tuple(_Layer(h, i) for i, h in enumerate(hooks))
+        self._send_hooks = tuple(lay for lay in self._layers if "on_send" in defined_phases(lay.hook))
+        # Stream phases run on the way out, like ``after``: last hook first.
+        self._chunk_hooks = tuple(
+            lay for lay in reversed(self._layers) if "on_chunk" in defined_phases(lay.hook)
+        )
+        self._end_hooks = tuple(
+            lay for lay in reversed(self._layers) if "on_stream_end" in defined_phases(lay.hook)
+        )
+        self._logged_failures: set[tuple[int, str]] = set()
+
+    def __repr__(self) -> str:
+        names = ", ".join(lay.name for lay in self._layers)
+        return f"Middleware([{names}], on_hook_error={self.on_hook_error!r})"
+
+    def wrap(self, client: Any) -> Any:
+        """Return ``client`` with this chain around its ``create()`` calls (see API.md)."""
+        from ._openai import wrap_openai_client
+
+        return wrap_openai_client(client, self)
+
+    # -- running a call -------------------------------------------------------------------------
+
+    async def run(self, call: Call, send: Send, *, sync_caller: bool = False) -> Any:
+        """Run ``call`` through the chain; ``send`` makes the model call. ``sync_caller`` says
+        whether a stream is handed to synchronous code (it decides the kind of stream proxy)."""
+        span = tel.start_call_span(call) if tel.active() else None
+        token = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
+        try:
+            if self._layers:
+                call.snapshot_original()
+            response = await self._dispatch(0, call, send, span)
+        except BaseException as error:
+            self._finish(call, span, error=error)
+            raise
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+        if call.stream:
+            if sync_caller and is_sync_stream(response):
+                return SyncStreamProxy(response, _StreamRun(self, call, span))
+            if not sync_caller and is_async_stream(response):
+                return AsyncStreamProxy(response, _StreamRun(self, call, span))
+        reported_usage(response, call.usage)
+        self._finish(call, span)
+        return response
+
+    async def _dispatch(self, i: int, call: Call, send: Send, span: Span | None) -> Any:
+        if i == len(self._layers):
+            for layer in self._send_hooks:
+                await self._run_phase(layer, "on_send", call, span)
+            return await send(call)
+        layer = self._layers[i]
+        if layer.before:
+            await self._run_phase(layer, "before", call, span)
+        if layer.wrap:
+            response = await self._run_wrap(layer, i, call, send, span)
+        else:
+            response = await self._dispatch(i + 1, call, send, span)
+        if layer.after and not call.stream:
+            response = await self._run_after(layer, call, response, span)
+        return response
+
+    async def _run_phase(self, layer: _Layer, phase: str, call: Call, span: Span | None) -> None:
+        hook_span = tel.start_hook_span(layer.name, phase) if span is not None else None
+        saved_request = dict(call.request)
+        try:
+            method = layer.hook.before if phase == "before" else layer.hook.on_send
+            if hook_span is None:
+                await method(call)
+            else:
+                with trace.use_span(hook_span, end_on_exit=False):
+                    await method(call)
+        except TokenmwError:
+            raise  # a deliberate refusal (e.g. a token budget), not a broken hook
+        except Exception as error:
+            # A hook that fails half-way must not send a half-changed request.
+            call.request.clear()
+            call.request.update(saved_request)
+            self._hook_failed(layer, phase, error, hook_span)
+        finally:
+            if hook_span is not None:
+                hook_span.end()
+
+    async def _run_after(self, layer: _Layer, call: Call, response: Any, span: Span | None) -> Any:
+        hook_span = tel.start_hook_span(layer.name, "after") if span is not None else None
+        try:
+            if hook_span is None:
+                return await layer.hook.after(call, response)
+            with trace.use_span(hook_span, end_on_exit=False):
+                return await layer.hook.after(call, response)
+        except TokenmwError:
+            raise
+        except Exception as error:
+            self._hook_failed(layer, "after", error, hook_span)
+            return response
+        finally:
+            if hook_span is not None:
+                hook_span.end()
+
+    async def _run_wrap(self, layer: _Layer, i: int, call: Call, send: Send, span: Span | None) -> Any:
+        # The hook span measures the hook's own work: it is split into segments that pause while
+        # ``call_next`` runs, and what runs inside ``call_next`` stays a child of the call span.
+        outer_context = otel_context.get_current()
+        segment: list[Span | None] = [None]
+        next_result: list[Any] = []
+        next_failed = False
+
+        def open_segment() -> Any:
+            if span is None:
+                return None
+            segment[0] = tel.start_hook_span(layer.name, "wrap")
+            return otel_context.attach(trace.set_span_in_context(segment[0]))
+
+        def close_segment(token: Any) -> None:
+            if segment[0] is not None:
+                otel_context.detach(token)
+                segment[0].end()
+                segment[0] = None
+
+        async def call_next(next_call: Call) -> Any:
+            nonlocal next_failed, token
+            close_segment(token)
+            inner = otel_context.attach(outer_context) if span is not None else None
+            try:
+                result = await self._dispatch(i + 1, next_call, send, span)
+            except BaseException:
+                next_failed = True
+                raise
+            finally:
+                if inner is not None:
+                    otel_context.detach(inner)
+                token = open_segment()
+            next_result[:] = [result]
+            return result
+
+        token = open_segment()
+        try:
+            return await layer.hook.wrap(call, call_next)
+        except TokenmwError:
+            raise
+        except Exception as error:
+            if next_failed:
+                raise  # the model call (or a later layer) failed; the hook only passed it on
+            self._hook_failed(layer, "wrap", error, segment[0])
+            if next_result:
+                return next_result[0]
+            return await self._dispatch(i + 1, call, send, span)
+        finally:
+            close_segment(token)
+
+    def _hook_failed(self, layer: _Layer, phase: str, error: Exception, hook_span: Span | None) -> None:
+        strict = self.on_hook_error == "raise"
+        if hook_span is not None:
+            tel.hook_span_error(hook_span, error, skipped=not strict)
+        if strict:
+            raise error
+        key = (layer.index, phase)
+        if key not in self._logged_failures:
+            self._logged_failures.add(key)
+            logger.warning(
+                "tokenmw: hook %r failed in %s and was skipped (%s: %s); later failures of this "
+                "hook phase are logged at DEBUG",
+                layer.name,
+                phase,
+                type(error).__name__,
+                error,
+                exc_info=error,
+            )
+        else:
+            logger.debug("tokenmw: hook %r failed in %s again", layer.name, phase, exc_info=error)
+
+    def _finish(self, call: Call, span: Span | None, error: BaseException | None = None) -> None:
+        if error is None:
+            self.usage.record(call.model, call.usage)
+        if span is not None:
+            tel.end_call_span(span, call, error)
+
+    # -- streams ----------------------------------------------------------------------------------
+
+    def _chunk_failed(self, layer: _Layer, phase: str, error: Exception) -> None:
+        self._hook_failed(layer, phase, error, None)
+
+
+_DROP = object()
+
+
+class _StreamRun:
+    """The chain's share of one stream: per-chunk hooks and the end of the call, exactly once."""
+
+    __slots__ = ("call", "finished", "mw", "span", "stopped")
+
+    def __init__(self, mw: Middleware, call: Call, span: Span | None) -> None:
+        self.mw = mw
+        self.call = call
+        self.span = span
+        self.finished = False
+        self.stopped = False
+
+    def feed(self, chunk: Any) -> Any:
+        """The chunk to hand to the caller after every ``on_chunk`` hook, or ``DROP``."""
+        call = self.call
+        if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) == "response.completed":
+            reported_usage(chunk, call.usage)
+        for layer in self.mw._chunk_hooks:
+            try:
+                chunk = layer.hook.on_chunk(call, chunk)
+            except TokenmwError:
+                raise
+            except Exception as error:
+                self.mw._chunk_failed(layer, "on_chunk", error)
+                continue
+            if chunk is None:
+                return _DROP
+        return chunk
+
+    def take_stop_request(self) -> tuple[Any, ...] | None:
+        """The final chunks if a hook asked to stop (``call.end_stream``) and the stream has not
+        stopped yet; ``None`` otherwise."""
+        final = self.call._stream_end
+        if final is None or self.stopped:
+            return None
+        self.stopped = True
+        return final
+
+    def finish(self, outcome: StreamOutcome, error: BaseException | None = None) -> None:
+        """End the call: ``on_stream_end`` hooks, usage, span. Runs once; later calls do nothing."""
+        if self.finished:
+            return
+        self.finished = True
+        for layer in self.mw._end_hooks:
+            try:
+                layer.hook.on_stream_end(self.call, outcome)
+            except Exception as hook_error:
+                if outcome == "abandoned":  # at garbage collection nobody can catch it
+                    logger.debug("tokenmw: on_stream_end failed", exc_info=hook_error)
+                    continue
+                self.mw._chunk_failed(layer, "on_stream_end", hook_error)
+        self.mw._finish(self.call, self.span, error=error)
+
+
+DROP = _DROP

@@ -114,7 +114,7 @@ class Middleware:
             if not sync_caller and is_async_stream(response):
                 return AsyncStreamProxy(response, _StreamRun(self, call, span))
         reported_usage(response, call.usage)
-        self._finish(call, span)
+        self._finish(call, span, response=response)
         return response
 
     async def _dispatch(self, i: int, call: Call, send: Send, span: Span | None) -> Any:
@@ -152,7 +152,7 @@ class Middleware:
             self._hook_failed(layer, phase, error, hook_span)
         finally:
             if hook_span is not None:
-                hook_span.end()
+                tel.end_hook_span(hook_span)
 
     async def _run_after(self, layer: _Layer, call: Call, response: Any, span: Span | None) -> Any:
         hook_span = tel.start_hook_span(layer.name, "after") if span is not None else None
@@ -168,7 +168,7 @@ class Middleware:
             return response
         finally:
             if hook_span is not None:
-                hook_span.end()
+                tel.end_hook_span(hook_span)
 
     async def _run_wrap(self, layer: _Layer, i: int, call: Call, send: Send, span: Span | None) -> Any:
         # The hook span measures the hook's own work: it is split into segments that pause while
@@ -187,7 +187,7 @@ class Middleware:
         def close_segment(token: Any) -> None:
             if segment[0] is not None:
                 otel_context.detach(token)
-                segment[0].end()
+                tel.end_hook_span(segment[0])
                 segment[0] = None
 
         async def call_next(next_call: Call) -> Any:
@@ -242,11 +242,13 @@ class Middleware:
         else:
             logger.debug("tokenmw: hook %r failed in %s again", layer.name, phase, exc_info=error)
 
-    def _finish(self, call: Call, span: Span | None, error: BaseException | None = None) -> None:
+    def _finish(
+        self, call: Call, span: Span | None, error: BaseException | None = None, response: Any = None
+    ) -> None:
         if error is None:
             self.usage.record(call.model, call.usage)
         if span is not None:
-            tel.end_call_span(span, call, error)
+            tel.end_call_span(span, call, error, response)
 
     # -- streams ----------------------------------------------------------------------------------
 
@@ -272,6 +274,8 @@ class _StreamRun:
     def feed(self, chunk: Any) -> Any:
         """The chunk to hand to the caller after every ``on_chunk`` hook, or ``DROP``."""
         call = self.call
+        if self.span is not None:
+            tel.observe_chunk(self.span, chunk)
         if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) == "response.completed":
             reported_usage(chunk, call.usage)
         for layer in self.mw._chunk_hooks:

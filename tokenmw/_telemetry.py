@@ -48,7 +48,7 @@ def start_call_span(call: Call) -> Span:
     return span
 
 
-def end_call_span(span: Span, call: Call, error: BaseException | None = None) -> None:
+def end_call_span(span: Span, call: Call, error: BaseException | None = None, response: Any = None) -> None:
     """Record the call's usage (and error) on its span and end it."""
     if span.is_recording():
         u = call.usage
@@ -72,6 +72,15 @@ def start_hook_span(hook_name: str, phase: str) -> Span:
         f"tokenmw.{hook_name}.{phase}",
         attributes={sc.TOKENMW_HOOK_NAME: hook_name, sc.TOKENMW_HOOK_PHASE: phase},
     )
+
+
+def end_hook_span(span: Span) -> None:
+    """End a hook phase span."""
+    span.end()
+
+
+def observe_chunk(span: Span, chunk: Any) -> None:
+    """Note what a stream chunk tells about the response (id, model, finish reason) on the span."""
 
 
 def hook_span_error(span: Span, error: BaseException, skipped: bool) -> None:

@@ -257,6 +257,8 @@ class Middleware:
 
 
 _DROP = object()
+# Responses API stream events that carry the whole response, usage included.
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 
 
 class _StreamRun:
@@ -276,7 +278,7 @@ class _StreamRun:
         call = self.call
         if self.span is not None:
             tel.observe_chunk(self.span, chunk)
-        if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) == "response.completed":
+        if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) in _FINAL_EVENTS:
             reported_usage(chunk, call.usage)
         for layer in self.mw._chunk_hooks:
             try:

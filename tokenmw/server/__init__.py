@@ -1,0 +1,55 @@
+"""A local OpenAI-compatible HTTP server (stdlib only) for tokenmw's demo, tests and benchmarks.
+
+It answers like the API, over real HTTP, so the real ``openai`` client runs end to end::
+
+    from openai import OpenAI
+    from tokenmw.server import EmbeddedServer
+
+    with EmbeddedServer(reply_words=40) as server:
+        client = OpenAI(api_key="any", base_url=server.base_url)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        server.requests[-1].body  # what reached the wire
+
+Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/responses`` (both with ``stream``), and
+``GET /v1/models``. Any ``Authorization`` is accepted. Other paths get a 404 and a bad body a 400,
+both with an OpenAI error body, so the client raises ``NotFoundError`` / ``BadRequestError``.
+
+The reply is plain English, the same text for the same settings whatever the prompt (hooks rewrite
+prompts; tests compare wrapped and unwrapped clients). Usage is real: input tokens follow tokenmw's
+counting rules (``tokenmw._counting``) and output tokens are the reply's tokens in the model's
+encoding. A request's output cap (``max_completion_tokens``/``max_tokens``, ``max_output_tokens``)
+cuts the reply to that many tokens with ``finish_reason="length"`` (chat) or
+``status="incomplete"`` and a closing ``response.incomplete`` event (responses), unless
+``ignore_max_tokens`` is set.
+
+Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()``):
+
+``x-tokenmw-reply-words: N``
+    words in the reply.
+``x-tokenmw-latency: SECONDS``
+    wait before the first byte.
+``x-tokenmw-chunk-delay: SECONDS``
+    wait between stream events.
+``x-tokenmw-ignore-max-tokens: true|false``
+    ignore the request's output cap.
+``x-tokenmw-seed: TEXT``
+    start the reply at another place in the text (a different, still deterministic reply).
+``x-tokenmw-error: STATUS``
+    answer with that HTTP error status (400-599) and an OpenAI error body.
+
+What the server saw is on the server object: ``server.requests`` (``RequestRecord``: method, path,
+lower-case headers, parsed body) and ``server.streams`` (``StreamRecord``: chunks sent of the total,
+``disconnected``, ``completed``; ``record.wait(timeout)`` blocks until the server is done with it).
+A client that closes a stream early is noticed during the pause between events, and the server
+stops generating. ``server.reset()`` clears both logs.
+
+From a shell: ``tokenmw serve`` or ``python -m tokenmw.server`` (``--port``, ``--reply-words``,
+``--latency``, ``--chunk-delay``, ``--ignore-max-tokens``).
+"""
+
+from ._cli import run_cli
+from ._records import RequestRecord, StreamRecord
+from ._server import EmbeddedServer, serve
+from ._settings import ServerSettings
+
+__all__ = ["EmbeddedServer", "RequestRecord", "ServerSettings", "StreamRecord", "run_cli", "serve"]

@@ -1,0 +1,349 @@
+"""One HTTP connection of the embedded server: parse, route, answer in one write.
+
+The per-request work is kept small because benchmarks time the raw client against this server:
+the response (headers and body) leaves in a single ``sendall``, stream events are written as they
+are made, and a pause between events watches the socket so a client that hangs up is noticed at
+once rather than at the next failed write.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import select
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Any
+
+from .._counting import plan_request
+from .._text_cache import TokenCache, cache_for
+from .._tokenizer import encoding_for
+from . import _payloads as payloads
+from ._records import RequestRecord, StreamRecord
+from ._reply import cap_tokens, reply_text, split_deltas
+from ._settings import RequestSettings, SettingsError, request_settings
+
+if TYPE_CHECKING:
+    from ._server import _HTTPServer
+
+__all__ = ["Handler"]
+
+logger = logging.getLogger("tokenmw.server")
+
+_ids = itertools.count(1)
+_ID_SALT = os.urandom(3).hex()
+
+# Raised by socket writes and peeks when the client has gone away.
+_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+_ERROR_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "not_found"),
+    409: ("invalid_request_error", "conflict"),
+    422: ("invalid_request_error", None),
+    429: ("rate_limit_error", "rate_limit_exceeded"),
+}
+
+
+class ClientGone(Exception):
+    """The client closed the connection."""
+
+
+class BadRequest(Exception):
+    """A request the API would answer with 400."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}{_ID_SALT}{next(_ids):010x}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Serves ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/models``."""
+
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s - " + format, self.address_string(), *args)
+
+    # -- routing -----------------------------------------------------------------------------------
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        path = self.path.split("?", 1)[0]
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        raw = self._read_body()
+        body: Any = None
+        parse_error = False
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                parse_error = True
+        self.server.recorder.add_request(RequestRecord(method, path, headers, body, self.client_address[1]))
+        try:
+            settings = request_settings(self.server.settings, headers)
+            if settings.error_status is not None:
+                self._pause(settings.latency)
+                self._send_error(settings.error_status, "Error requested by the x-tokenmw-error header.")
+                return
+            if method == "POST" and path in _POST_ROUTES:
+                if parse_error or not isinstance(body, dict):
+                    raise BadRequest(
+                        "We could not parse the JSON body of your request. (HINT: This likely means you "
+                        "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+                    )
+                _POST_ROUTES[path](self, body, settings)
+            elif method == "GET" and path == "/v1/models":
+                self._send_json(200, payloads.models_list(int(time.time())))
+            else:
+                self._send_error(404, f"Invalid URL ({method} {path})", code="unknown_url")
+        except SettingsError as exc:
+            self._send_error(400, str(exc), param=exc.header)
+        except BadRequest as exc:
+            self._send_error(400, str(exc), param=exc.param)
+        except (ClientGone, *_GONE):
+            self.close_connection = True
+        except Exception as exc:  # the server must answer, and tests must see why
+            logger.exception("tokenmw server: error handling %s %s", method, path)
+            self._send_error(500, f"tokenmw embedded server error: {exc!r}", type_="server_error")
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        try:
+            size = int(length)
+        except ValueError:
+            self.close_connection = True
+            return b""
+        return self.rfile.read(size) if size > 0 else b""
+
+    # -- endpoints ---------------------------------------------------------------------------------
+
+    def _chat(self, request: dict[str, Any], settings: RequestSettings) -> None:
+        model = _require_model(request)
+        messages = request.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("Missing required parameter: 'messages'.", "messages")
+        if not all(isinstance(m, dict) for m in messages):
+            raise BadRequest("Invalid type for 'messages': expected an array of objects.", "messages")
+        cap = _cap(request, "max_completion_tokens", "max_tokens")
+        encoding = encoding_for(model)
+        counts = cache_for(encoding)
+        prompt_tokens = _input_tokens("chat", request, counts)
+        text, completion_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+        finish_reason = "length" if cut else "stop"
+        usage = payloads.chat_usage(prompt_tokens, completion_tokens)
+        id_ = _new_id("chatcmpl-")
+        created = int(time.time())
+        if not request.get("stream"):
+            self._pause(settings.latency)
+            body = payloads.chat_completion(id_, created, model, text, finish_reason, usage)
+            self._send_json(200, body, id_)
+            return
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        deltas = split_deltas(text)
+        events = payloads.chat_stream(
+            id_, created, model, deltas, finish_reason, usage if include_usage else None
+        )
+        total = payloads.chat_stream_length(len(deltas), include_usage)
+        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings)
+
+    def _responses(self, request: dict[str, Any], settings: RequestSettings) -> None:
+        _require_model(request)
+        items = request.get("input")
+        if items is not None and not isinstance(items, str | list):
+            raise BadRequest("Invalid type for 'input': expected a string or an array.", "input")
+        cap = _cap(request, "max_output_tokens")
+        encoding = encoding_for(request["model"])
+        counts = cache_for(encoding)
+        input_tokens = _input_tokens("responses", request, counts)
+        text, output_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+        status = "incomplete" if cut else "completed"
+        id_ = _new_id("resp_")
+        message_id = _new_id("msg_")
+        final = payloads.response_object(
+            id_,
+            int(time.time()),
+            request,
+            status=status,
+            output=[payloads.output_message(message_id, text, status)],
+            usage=payloads.responses_usage(input_tokens, output_tokens),
+        )
+        if not request.get("stream"):
+            self._pause(settings.latency)
+            self._send_json(200, payloads.response_body(final), id_)
+            return
+        deltas = split_deltas(text)
+        events = payloads.responses_stream(final, message_id, text, deltas)
+        total = payloads.responses_stream_length(len(deltas))
+        self._stream(events, StreamRecord(id_, "/v1/responses", total), settings)
+
+    # -- writing -----------------------------------------------------------------------------------
+
+    def _send_json(self, status: int, body: bytes, request_id: str | None = None) -> None:
+        head = (
+            f"HTTP/1.1 {status} {_reason(status)}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"x-request-id: {request_id or _new_id('req_')}\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode("latin-1") + b"\r\n" + body)
+
+    def _send_error(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        type_: str | None = None,
+    ) -> None:
+        default_type, default_code = _ERROR_TYPES.get(status, ("server_error", None))
+        body = payloads.error_body(message, type_ or default_type, param=param, code=code or default_code)
+        self._send_json(status, body)
+
+    def _stream(self, events: Iterator[bytes], record: StreamRecord, settings: RequestSettings) -> None:
+        """Write SSE events as HTTP/1.1 chunks (so the connection is reused), one event per write."""
+        self.server.recorder.add_stream(record)
+        head = (
+            "HTTP/1.1 200 OK\r\n"
+            "Content-Type: text/event-stream; charset=utf-8\r\n"
+            "Cache-Control: no-cache\r\n"
+            "Transfer-Encoding: chunked\r\n"
+            f"x-request-id: {record.id}\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        pending = head.encode("latin-1") + b"\r\n"
+        write = self.wfile.write
+        try:
+            self._pause(settings.latency)
+            for index, event in enumerate(events):
+                if index:
+                    self._pause(settings.chunk_delay)
+                frame = b"%x\r\n%s\r\n" % (len(event), event)
+                if index == record.chunks_total - 1:
+                    frame += b"0\r\n\r\n"  # end of body, in the same write as the last event
+                write(pending + frame)
+                pending = b""
+                record.chunks_sent += 1
+            if pending or record.chunks_sent < record.chunks_total:  # generator shorter than announced
+                write(pending + b"0\r\n\r\n")
+        except (ClientGone, *_GONE):
+            self.close_connection = True
+            record.finish(disconnected=True)
+            return
+        except Exception:
+            # Headers are out: an error body would corrupt the stream, so cut it; the client errors.
+            logger.exception("tokenmw server: error while streaming %s", record.id)
+            self.close_connection = True
+            record.finish(disconnected=False)
+            return
+        record.finish(disconnected=False)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, raising ``ClientGone`` as soon as the client closes the connection."""
+        if seconds <= 0:
+            return
+        deadline = time.monotonic() + seconds
+        sock = self.connection
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            readable, _, _ = select.select([sock], [], [], left)
+            if not readable:
+                return
+            try:
+                peeked = sock.recv(1, socket.MSG_PEEK)
+            except _GONE:
+                raise ClientGone from None
+            if not peeked:
+                raise ClientGone
+            # Bytes from the client mid-response (not expected from HTTP/1.1 clients): just wait.
+            time.sleep(max(0.0, deadline - time.monotonic()))
+            return
+
+
+_POST_ROUTES = {
+    "/v1/chat/completions": Handler._chat,
+    "/v1/responses": Handler._responses,
+}
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _require_model(request: Mapping[str, Any]) -> str:
+    model = request.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("you must provide a model parameter", "model")
+    return model
+
+
+def _cap(request: Mapping[str, Any], *names: str) -> int | None:
+    """The smallest output cap among ``names`` present in the request."""
+    cap: int | None = None
+    for name in names:
+        value = request.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise BadRequest(
+                f"Invalid '{name}': integer below minimum value. Expected a value >= 1, but got {value!r}.",
+                name,
+            )
+        cap = value if cap is None else min(cap, value)
+    return cap
+
+
+def _input_tokens(operation: str, request: Mapping[str, Any], counts: TokenCache) -> int:
+    """Input tokens by tokenmw's own counting rules, so tests can compare both sides exactly."""
+    plan = plan_request(operation, request)
+    return plan.fixed + counts.count_all(plan.texts)
+
+
+def _reply(
+    encoding_name: str, count: Callable[[str], int], settings: RequestSettings, cap: int | None
+) -> tuple[str, int, bool]:
+    """The reply text, its token count, and whether the output cap cut it."""
+    text = reply_text(settings.reply_words, settings.seed)
+    if cap is not None and not settings.ignore_max_tokens:
+        cut = cap_tokens(encoding_name, text, cap)
+        if cut is not None:
+            return cut, cap, True
+    return text, count(text), False

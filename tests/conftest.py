@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tokenmw.server import EmbeddedServer, ServerSettings  # noqa: E402
+from tokenmw.server import EmbeddedServer, ServerSettings
 
 
 @pytest.fixture(scope="session")

@@ -201,3 +201,22 @@ async def test_original_count_is_taken_before_hooks_change_the_request() -> None
     await Middleware([Shorten(), Measure()]).run(long_call, make_send([]))
     assert seen["sent"] == tokenmw.count_tokens([{"role": "user", "content": "hi"}])
     assert seen["original"] == tokenmw.count_tokens([{"role": "user", "content": "word " * 200}])
+
+
+async def test_hook_times_add_up_each_phase() -> None:
+    log: list[str] = []
+    mw = Middleware([Recorder("a", log), ShortCircuit()])  # Recorder keeps the default name "hook"
+    for _ in range(3):
+        await mw.run(new_call(), make_send(log))
+    times = mw.hook_times.snapshot()
+    # The cache short-circuits, so on_send never runs; a wrap counts once however it is split.
+    assert {key: t.runs for key, t in times.items()} == {
+        ("hook", "before"): 3,
+        ("hook", "wrap"): 3,
+        ("hook", "after"): 3,
+        ("cache", "wrap"): 3,
+    }
+    assert all(t.seconds > 0 for t in times.values())
+    assert mw.hook_times.total_seconds == pytest.approx(sum(t.seconds for t in times.values()))
+    mw.hook_times.reset()
+    assert mw.hook_times.snapshot() == {}

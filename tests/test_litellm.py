@@ -7,14 +7,14 @@ from typing import Any
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-import litellm  # noqa: E402
-import pytest  # noqa: E402
+import litellm
+import pytest
 
-import tokenmw  # noqa: E402
-from tokenmw import Call, Hook, Middleware  # noqa: E402
-from tokenmw.server import EmbeddedServer  # noqa: E402
+import tokenmw
+from tokenmw import Call, Hook, Middleware
+from tokenmw.server import EmbeddedServer
 
-from .conftest import MESSAGES  # noqa: E402
+from .conftest import MESSAGES
 
 
 class Marker(Hook):

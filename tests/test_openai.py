@@ -147,6 +147,9 @@ async def test_async_stream_matches_unwrapped(async_client: openai.AsyncOpenAI) 
     assert hook.outcomes == ["completed"]
     assert mw.usage.calls == 1
     assert mw.usage.output_tokens == chunks[-1].usage.completion_tokens
+    times = mw.hook_times.snapshot()
+    assert times[("marker", "on_chunk")].runs == len(chunks)
+    assert times[("marker", "on_stream_end")].runs == 1
 
 
 def test_sync_stream_end_runs_once_on_early_close(sync_client: openai.OpenAI) -> None:

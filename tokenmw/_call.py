@@ -9,9 +9,10 @@ from ._counting import CountPlan, plan_request
 from ._text_cache import cache_for
 from ._tokenizer import encoding_for_async
 
-__all__ = ["Call", "CallUsage", "Operation"]
+__all__ = ["Call", "CallUsage", "Integration", "Operation"]
 
 Operation = Literal["chat", "responses"]
+Integration = Literal["openai", "litellm"]
 
 
 @dataclass(slots=True)
@@ -39,6 +40,7 @@ class Call:
         "_original_plan",
         "_stream_end",
         "client",
+        "integration",
         "operation",
         "provider",
         "request",
@@ -53,12 +55,16 @@ class Call:
         *,
         provider: str = "openai",
         client: Any = None,
+        integration: Integration = "openai",
     ) -> None:
         self.request = request
         self.operation: Operation = operation
         self.provider = provider
         self.client = client
         """The unwrapped client the call goes to (``None`` for LiteLLM); hooks rarely need it."""
+        self.integration: Integration = integration
+        """Which wrapper made the call: parameter names differ (LiteLLM takes ``max_tokens`` for
+        every provider and translates it)."""
         self.state: dict[str, Any] = {}
         """Free space for hooks' own notes, private to this call."""
         self.usage = CallUsage()

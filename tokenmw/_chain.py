@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import context as otel_context
@@ -24,6 +25,7 @@ from ._call import Call
 from ._errors import TokenmwError
 from ._hook import Hook, StreamOutcome, defined_phases
 from ._streams import AsyncStreamProxy, SyncStreamProxy, is_async_stream, is_sync_stream
+from ._timing import HookTimes
 from ._usage import Usage, reported_usage
 
 if TYPE_CHECKING:
@@ -70,6 +72,8 @@ class Middleware:
         self.on_hook_error: OnHookError = on_hook_error
         self.usage = Usage()
         """Live totals over every call made through this middleware."""
+        self.hook_times = HookTimes()
+        """Time spent in each hook phase, summed over every call (no SDK needed)."""
         self._layers = tuple(_Layer(h, i) for i, h in enumerate(hooks))
         self._send_hooks = tuple(lay for lay in self._layers if "on_send" in defined_phases(lay.hook))
         # Stream phases run on the way out, like ``after``: last hook first.
@@ -134,6 +138,7 @@ class Middleware:
         return response
 
     async def _run_phase(self, layer: _Layer, phase: str, call: Call, span: Span | None) -> None:
+        started = perf_counter_ns()
         hook_span = tel.start_hook_span(layer.name, phase) if span is not None else None
         saved_request = dict(call.request)
         try:
@@ -141,7 +146,8 @@ class Middleware:
             if hook_span is None:
                 await method(call)
             else:
-                with trace.use_span(hook_span, end_on_exit=False):
+                # tel.hook_span_error records a failure (once); use_span only sets the status.
+                with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
                     await method(call)
         except TokenmwError:
             raise  # a deliberate refusal (e.g. a token budget), not a broken hook
@@ -153,13 +159,15 @@ class Middleware:
         finally:
             if hook_span is not None:
                 tel.end_hook_span(hook_span)
+            self.hook_times.add(layer.name, phase, perf_counter_ns() - started)
 
     async def _run_after(self, layer: _Layer, call: Call, response: Any, span: Span | None) -> Any:
+        started = perf_counter_ns()
         hook_span = tel.start_hook_span(layer.name, "after") if span is not None else None
         try:
             if hook_span is None:
                 return await layer.hook.after(call, response)
-            with trace.use_span(hook_span, end_on_exit=False):
+            with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
                 return await layer.hook.after(call, response)
         except TokenmwError:
             raise
@@ -169,22 +177,28 @@ class Middleware:
         finally:
             if hook_span is not None:
                 tel.end_hook_span(hook_span)
+            self.hook_times.add(layer.name, "after", perf_counter_ns() - started)
 
     async def _run_wrap(self, layer: _Layer, i: int, call: Call, send: Send, span: Span | None) -> Any:
         # The hook span measures the hook's own work: it is split into segments that pause while
         # ``call_next`` runs, and what runs inside ``call_next`` stays a child of the call span.
         outer_context = otel_context.get_current()
         segment: list[Span | None] = [None]
+        segment_started = [0]
         next_result: list[Any] = []
         next_failed = False
 
         def open_segment() -> Any:
+            segment_started[0] = perf_counter_ns()
             if span is None:
                 return None
             segment[0] = tel.start_hook_span(layer.name, "wrap")
             return otel_context.attach(trace.set_span_in_context(segment[0]))
 
         def close_segment(token: Any) -> None:
+            if segment_started[0]:
+                self.hook_times.add(layer.name, "wrap", perf_counter_ns() - segment_started[0], runs=0)
+                segment_started[0] = 0
             if segment[0] is not None:
                 otel_context.detach(token)
                 tel.end_hook_span(segment[0])
@@ -207,6 +221,7 @@ class Middleware:
             return result
 
         token = open_segment()
+        self.hook_times.add(layer.name, "wrap", 0)  # one run, however many segments
         try:
             return await layer.hook.wrap(call, call_next)
         except TokenmwError:
@@ -264,7 +279,7 @@ _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respons
 class _StreamRun:
     """The chain's share of one stream: per-chunk hooks and the end of the call, exactly once."""
 
-    __slots__ = ("call", "finished", "mw", "span", "stopped")
+    __slots__ = ("call", "chunk_ns", "chunks", "finished", "mw", "span", "stopped")
 
     def __init__(self, mw: Middleware, call: Call, span: Span | None) -> None:
         self.mw = mw
@@ -272,6 +287,9 @@ class _StreamRun:
         self.span = span
         self.finished = False
         self.stopped = False
+        self.chunks = 0
+        # Time in each on_chunk hook, added to mw.hook_times once at the end (no lock per chunk).
+        self.chunk_ns = [0] * len(mw._chunk_hooks)
 
     def feed(self, chunk: Any) -> Any:
         """The chunk to hand to the caller after every ``on_chunk`` hook, or ``DROP``."""
@@ -280,7 +298,10 @@ class _StreamRun:
             tel.observe_chunk(self.span, chunk)
         if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) in _FINAL_EVENTS:
             reported_usage(chunk, call.usage)
-        for layer in self.mw._chunk_hooks:
+        self.chunks += 1
+        chunk_ns = self.chunk_ns
+        for position, layer in enumerate(self.mw._chunk_hooks):
+            started = perf_counter_ns()
             try:
                 chunk = layer.hook.on_chunk(call, chunk)
             except TokenmwError:
@@ -288,6 +309,8 @@ class _StreamRun:
             except Exception as error:
                 self.mw._chunk_failed(layer, "on_chunk", error)
                 continue
+            finally:
+                chunk_ns[position] += perf_counter_ns() - started
             if chunk is None:
                 return _DROP
         return chunk
@@ -306,14 +329,30 @@ class _StreamRun:
         if self.finished:
             return
         self.finished = True
-        for layer in self.mw._end_hooks:
-            try:
-                layer.hook.on_stream_end(self.call, outcome)
-            except Exception as hook_error:
-                if outcome == "abandoned":  # at garbage collection nobody can catch it
-                    logger.debug("tokenmw: on_stream_end failed", exc_info=hook_error)
-                    continue
-                self.mw._chunk_failed(layer, "on_stream_end", hook_error)
+        # The call span is current here, as it is in the request phases, so a hook can note what
+        # the stream came to on it (``trace.get_current_span()``).
+        span = self.span
+        token = None
+        if span is not None and self.mw._end_hooks:
+            token = otel_context.attach(trace.set_span_in_context(span))
+        times = self.mw.hook_times
+        for layer, ns in zip(self.mw._chunk_hooks, self.chunk_ns, strict=True):
+            times.add(layer.name, "on_chunk", ns, runs=self.chunks)
+        try:
+            for layer in self.mw._end_hooks:
+                started = perf_counter_ns()
+                try:
+                    layer.hook.on_stream_end(self.call, outcome)
+                except Exception as hook_error:
+                    if outcome == "abandoned":  # at garbage collection nobody can catch it
+                        logger.debug("tokenmw: on_stream_end failed", exc_info=hook_error)
+                        continue
+                    self.mw._chunk_failed(layer, "on_stream_end", hook_error)
+                finally:
+                    times.add(layer.name, "on_stream_end", perf_counter_ns() - started)
+        finally:
+            if token is not None:
+                otel_context.detach(token)
         self.mw._finish(self.call, self.span, error=error)
 
 

@@ -13,10 +13,12 @@ import asyncio
 import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 __all__ = ["run_demo_cli"]
@@ -100,50 +102,6 @@ async def run_workload(client: Any, model: str, agents: int, turns: int, extra: 
     return time.perf_counter() - start
 
 
-class HookTimes:
-    """A span processor that sums the duration of each hook phase (no export, no text)."""
-
-    def __init__(self) -> None:
-        self.totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        return None
-
-    def on_end(self, span: Any) -> None:
-        attrs = span.attributes or {}
-        name = attrs.get("tokenmw.hook.name")
-        if name is not None and span.end_time and span.start_time:
-            entry = self.totals[(str(name), str(attrs.get("tokenmw.hook.phase", "")))]
-            entry[0] += 1
-            entry[1] += span.end_time - span.start_time
-
-    def shutdown(self) -> None:
-        return None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-def _install_tracing(hook_times: HookTimes) -> bool:
-    """Use the OpenTelemetry SDK to time hooks (and export over OTLP when configured)."""
-    try:
-        from opentelemetry import trace
-        from opentelemetry.sdk.trace import TracerProvider
-    except ImportError:
-        return False
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    provider.add_span_processor(hook_times)  # type: ignore[arg-type]
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    return True
-
-
 def build_middleware(max_words: int, max_tokens: int) -> Any:
     import tokenmw
 
@@ -170,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--reply-words", type=int, default=220, help="embedded server: words per reply")
     parser.add_argument("--max-words", type=int, default=150, help="Enhance(max_words=...)")
     parser.add_argument("--max-tokens", type=int, default=200, help="LimitResponse(max_tokens=...)")
+    parser.add_argument("--rounds", type=int, default=3, help="raw/wrapped runs, alternating")
     return parser
 
 
@@ -182,39 +141,62 @@ def run_demo_cli(argv: Sequence[str] | None = None) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from openai import AsyncOpenAI
 
-    from .server import EmbeddedServer
+    from .telemetry import setup_from_env
 
-    hook_times = HookTimes()
-    tracing = _install_tracing(hook_times)
+    setup_from_env("tokenmw-demo")  # spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set
     real_api = bool(os.environ.get("OPENAI_API_KEY"))
     with ExitStack() as stack:
         if real_api:
             raw = AsyncOpenAI()
             where = f"{raw.base_url} (model {args.model})"
         else:
-            server = stack.enter_context(
-                EmbeddedServer(port=0, latency=args.latency, reply_words=args.reply_words)
-            )
-            raw = AsyncOpenAI(api_key="demo", base_url=server.base_url, max_retries=0)
-            where = f"the embedded server at {server.base_url} (latency {args.latency * 1000:.0f} ms/call)"
+            # The server runs in its own process, as a real API would: its work is not billed to
+            # the client process whose time we compare.
+            base_url = stack.enter_context(_server_process(args.latency, args.reply_words))
+            raw = AsyncOpenAI(api_key="demo", base_url=base_url, max_retries=0)
+            where = f"the embedded server at {base_url} (latency {args.latency * 1000:.0f} ms/call)"
         calls = args.agents * args.turns
         print(f"tokenmw demo: {args.agents} agents x {args.turns} turns = {calls} calls per run, on {where}")
-        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+        print(
+            f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()};"
+            f" {args.rounds} rounds, raw and wrapped runs alternating\n"
+        )
 
         # Warm-up outside the timings: connections and the tokenizer load happen once per process.
         await run_workload(raw, args.model, 2, 1, {})
         await run_workload(build_middleware(args.max_words, args.max_tokens).wrap(raw), args.model, 2, 1, {})
-        hook_times.totals.clear()
-        mw = build_middleware(args.max_words, args.max_tokens)
-        client = mw.wrap(raw)
 
-        raw_usage = _UsageTally()
-        raw_tallying = _TallyingClient(raw, raw_usage)
-        raw_time = await run_workload(raw_tallying, args.model, args.agents, args.turns, {})
-        mw_time = await run_workload(client, args.model, args.agents, args.turns, {})
+        raw_times: list[float] = []
+        mw_times: list[float] = []
+        for _ in range(args.rounds):
+            raw_usage = _UsageTally()
+            raw_times.append(
+                await run_workload(_TallyingClient(raw, raw_usage), args.model, args.agents, args.turns, {})
+            )
+            mw = build_middleware(args.max_words, args.max_tokens)
+            mw_times.append(await run_workload(mw.wrap(raw), args.model, args.agents, args.turns, {}))
 
-    _print_report(args, raw_time, mw_time, raw_usage, mw.usage, hook_times if tracing else None)
+    # Every round makes the same calls: the token figures are those of the last round.
+    _print_report(args, statistics.median(raw_times), statistics.median(mw_times), raw_usage, mw)
     return 0
+
+
+@contextmanager
+def _server_process(latency: float, reply_words: int) -> Iterator[str]:
+    command = [
+        sys.executable, "-m", "tokenmw.server", "--port", "0",
+        "--latency", str(latency), "--reply-words", str(reply_words),
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        base_url = process.stdout.readline().strip()
+        if not base_url.startswith("http"):
+            raise RuntimeError("tokenmw demo: the embedded server did not start")
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 class _UsageTally:
@@ -245,17 +227,13 @@ def _pct(new: float, old: float) -> str:
 
 
 def _print_report(
-    args: argparse.Namespace,
-    raw_time: float,
-    mw_time: float,
-    raw: _UsageTally,
-    usage: Any,
-    hook_times: HookTimes | None,
+    args: argparse.Namespace, raw_time: float, mw_time: float, raw: _UsageTally, mw: Any
 ) -> None:
+    usage = mw.usage
     calls = args.agents * args.turns
     rows = [
         ("calls", f"{calls}", f"{usage.calls}", ""),
-        ("wall time", f"{raw_time:.2f} s", f"{mw_time:.2f} s", _pct(mw_time, raw_time)),
+        ("wall time (median)", f"{raw_time:.2f} s", f"{mw_time:.2f} s", _pct(mw_time, raw_time)),
         (
             "input tokens (API)",
             f"{raw.input_tokens:,}",
@@ -276,16 +254,13 @@ def _print_report(
         f"\ninput tokens counted locally: {usage.input_tokens_original:,} as the agents wrote them, "
         f"{usage.input_tokens_sent:,} as sent ({usage.input_tokens_saved:,} saved by the hooks)"
     )
-    if hook_times is None:
-        print("\n(per-hook times need the OpenTelemetry SDK: pip install 'tokenmw[otel]')")
-        return
-    print(f"\ntime spent in each hook over {calls} calls (own work, model call excluded):")
-    print(f"{'hook':<16}{'phase':<10}{'runs':>7}{'total':>11}{'per call':>11}")
-    total_ns = 0
-    for (name, phase), (runs, ns) in sorted(hook_times.totals.items()):
-        total_ns += ns
-        print(f"{name:<16}{phase:<10}{runs:>7}{ns / 1e6:>9.1f}ms{ns / 1e3 / max(calls, 1):>9.0f}µs")
-    print(
-        f"{'all hooks':<33}{total_ns / 1e6:>9.1f}ms{total_ns / 1e3 / max(calls, 1):>9.0f}µs"
-        f"   ({total_ns / 1e9 / mw_time * 100:.2f}% of the run's wall time; agents run concurrently)"
-    )
+    cost = usage.cost_usd
+    if cost is not None:
+        print(f"estimated cost of the wrapped run: ${cost:.4f} (litellm's price table)")
+    print(f"\ntime spent in each hook over the last round's {calls} calls (the hook's own work):")
+    print(f"{'hook':<16}{'phase':<14}{'runs':>7}{'total':>11}{'per call':>11}")
+    times = mw.hook_times.snapshot()
+    for (name, phase), t in sorted(times.items()):
+        print(f"{name:<16}{phase:<14}{t.runs:>7}{t.seconds * 1e3:>9.1f}ms{t.seconds * 1e6 / calls:>9.0f}µs")
+    total = mw.hook_times.total_seconds
+    print(f"{'all hooks':<37}{total * 1e3:>9.1f}ms{total * 1e6 / calls:>9.0f}µs")

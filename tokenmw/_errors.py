@@ -10,13 +10,22 @@ class TokenmwError(Exception):
 
 
 class TokenBudgetExceeded(TokenmwError, ValueError):
-    """The request has more input tokens than the configured budget; nothing was sent."""
+    """The request has more input tokens than the configured budget; it was not sent."""
 
-    def __init__(self, tokens: int, limit: int, model: str | None = None) -> None:
+    def __init__(self, tokens: int, limit: int, model: str | None = None, *, estimated: bool = False) -> None:
         self.tokens = tokens
         self.limit = limit
         self.model = model
+        self.estimated = estimated
+        """Whether ``tokens`` includes parts that could only be estimated (remote images, ...)."""
+        counted = f"{tokens} input tokens" + (" (estimated)" if estimated else "")
         where = f" for {model}" if model else ""
-        super().__init__(
-            f"request has {tokens} input tokens, over the budget of {limit}{where}; nothing was sent"
-        )
+        super().__init__(f"request has {counted}, over the budget of {limit}{where}; it was not sent")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Exceptions pickle their args; ours has keyword state too (multiprocessing, logging).
+        return (_rebuild, (self.tokens, self.limit, self.model, self.estimated))
+
+
+def _rebuild(tokens: int, limit: int, model: str | None, estimated: bool) -> TokenBudgetExceeded:
+    return TokenBudgetExceeded(tokens, limit, model, estimated=estimated)

@@ -41,7 +41,7 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
         return request
 
     def new_call(request: dict[str, Any]) -> Call:
-        return Call(request, "chat", provider=_provider(request.get("model")))
+        return Call(request, "chat", provider=_provider(request.get("model")), integration="litellm")
 
     if inspect.iscoroutinefunction(fn):
 

@@ -21,9 +21,18 @@ GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
+
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+
+CAPTURE_MESSAGE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""Opt-in to message text on spans (the conventions keep content off by default)."""
 
 TOKENMW_HOOK_NAME = "tokenmw.hook.name"
 TOKENMW_HOOK_PHASE = "tokenmw.hook.phase"
@@ -31,6 +40,20 @@ TOKENMW_HOOK_SKIPPED = "tokenmw.hook.skipped"
 TOKENMW_TOKENS_BEFORE = "tokenmw.tokens.before"
 TOKENMW_TOKENS_AFTER = "tokenmw.tokens.after"
 TOKENMW_TOKENS_SAVED = "tokenmw.tokens.saved"
+TOKENMW_OUTPUT_ESTIMATED = "tokenmw.usage.output_estimated"
+"""Set when ``gen_ai.usage.output_tokens`` was counted locally (the API reported no usage)."""
 
 METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_TOKENS_SAVED = "tokenmw.tokens.saved"
+METRIC_HOOK_DURATION = "tokenmw.hook.duration"
+
+# Bucket boundaries the GenAI conventions advise.
+OPERATION_DURATION_BUCKETS = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)
+TOKEN_USAGE_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+# Hooks work in microseconds to milliseconds: 10 µs doubling up to ~10 s.
+HOOK_DURATION_BUCKETS = tuple(0.00001 * 2**i for i in range(21))

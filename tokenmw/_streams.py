@@ -165,7 +165,9 @@ def _close_sync(stream: Any) -> None:
 
 
 async def _close_async(stream: Any) -> None:
-    for name in ("close", "aclose"):
+    # ``aclose`` first: LiteLLM's stream wrapper also has a sync ``close`` that cannot close an
+    # async upstream (it drops the coroutine), so the server would go on generating.
+    for name in ("aclose", "close"):
         close = getattr(stream, name, None)
         if close is not None:
             result = close()

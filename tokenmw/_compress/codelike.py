@@ -1,0 +1,51 @@
+"""Tell source code that is not fenced (a file a tool read, a diff) from prose.
+
+Agents read files through tools and then edit them by quoting exact lines; a space removed inside a
+string literal or a blank line dropped between functions makes that quote fail to match. So text that
+looks like code is kept byte for byte, like a fenced block. Erring towards "code" only costs savings.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["looks_like_code"]
+
+# One alternative per family of tell-tale line; keywords are lowercase so prose sentences
+# ("If you...", "For example") do not match. An optional "12\t" / "12→" prefix covers `cat -n` views.
+_CODE_LINE = re.compile(
+    r"""^[ \t]*(?:\d+(?:\t|→|\ \|)[ \t]*)?(?:
+        (?:async\ )?def\ \w+\s*\(.*
+      | class\ \w+.*:[ \t]*$
+      | (?:import\ [\w.]+|from\ [\w.]+\ import\ ).*
+      | (?:if|elif|while|for|with|try|except|else|finally)\b.*:[ \t]*$
+      | (?:return|raise|yield|const|let|var|function|fn|pub|func|package|\#include|\#define|using)\b.*
+      | (?:@@\ |diff\ --git\ |\+\+\+\ [ab/]|---\ [ab/]|index\ [0-9a-f]{7,}\.\.)
+      | (?://|/\*|\*/|\#!)
+      | @[A-Za-z_][\w.]*(?:\(.*)?[ \t]*$
+      | [A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\s*(?:[-+*/%|&^]|//|\*\*|<<|>>)?=(?!=)\s*\S.*
+      | [)\]}].*
+      | .*[;{}(][ \t]*$
+    )""",
+    re.M | re.X,
+)
+# Code almost always shows one of these; a text with none of them is not looked at line by line.
+_HINTS = (
+    "def ", "import ", "return ", "{\n", ";\n", "\n}", "):\n", "=>", "@@ ", "function", "#include",
+    "1\t", "1→",
+)  # fmt: skip
+SAMPLE_CHARS = 3_000
+"""Only the start of a long text is classified: the kind of a file shows in its first lines."""
+
+
+def looks_like_code(text: str) -> bool:
+    """Whether at least a third of the non-blank lines (and two or more) look like code."""
+    if len(text) > SAMPLE_CHARS:
+        text = text[: text.rfind("\n", 0, SAMPLE_CHARS) + 1 or SAMPLE_CHARS]
+    if not any(hint in text for hint in _HINTS):
+        return False
+    code = len(_CODE_LINE.findall(text))
+    if code < 2:
+        return False
+    nonblank = text.count("\n") + 1 - text.count("\n\n")  # close enough: a ratio is wanted
+    return code * 3 >= nonblank

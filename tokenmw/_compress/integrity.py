@@ -1,0 +1,61 @@
+"""The checks run after every compression; a text that fails one is sent as it was.
+
+Code, inline code, JSON and URLs are protected by construction (placeholders); the checks verify the
+construction held rather than trust it: fenced blocks are found again in the result and compared
+byte for byte, every placeholder must come back exactly once, every rewritten JSON block must parse
+back to the original value, and the prose must keep its digits.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .jsoncompact import parse_exact
+from .protect import Regions, fence_spans
+
+__all__ = ["check"]
+
+_NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+# A "number" for the aggressive check: a run starting with a digit, with its word/decimal tail.
+_NUMBER = re.compile(r"\d[\w.,:]*")
+
+
+def check(
+    original: str,
+    result: str,
+    masked: str,
+    rewritten: str,
+    regions: Regions,
+    json_values: list[tuple[Any, str]],
+    *,
+    drops_lines: bool,
+) -> str | None:
+    """The first guarantee ``result`` breaks, or ``None``.
+
+    ``masked``/``rewritten`` are the prose with placeholders before and after the rules. Safe rules
+    only touch whitespace, so every digit must still be there, as often; rules that drop repeated
+    lines (``drops_lines``) must keep every distinct number.
+    """
+    if ("```" in original or "~~~" in original) and _fences(original) != _fences(result):
+        return "code block"
+    if not regions.all_restored_once():
+        return "protected region"
+    for value, text in json_values:
+        if parse_exact(text) != value:
+            return "json"
+    if drops_lines:
+        if not set(_NUMBER.findall(masked)) <= set(_NUMBER.findall(rewritten)):
+            return "number"
+    elif _digits(masked) != _digits(rewritten):
+        return "number"
+    return None
+
+
+def _fences(text: str) -> list[str]:
+    return [text[s:e] for s, e in fence_spans(text)]
+
+
+def _digits(text: str) -> bytes:
+    """The digits of ``text`` in order (bytes operations: ~10x faster than a regex on str)."""
+    return text.encode("utf-8", "surrogatepass").translate(None, _NOT_DIGITS)

@@ -1,0 +1,171 @@
+"""Regions compression must leave alone, and the placeholders that stand in for them.
+
+Every rewrite in the pipeline works on prose only. Protected regions are swapped for one
+private-use character each before any rule runs and swapped back at the end, so no rule can reach
+into them however it is written: fenced code and unfenced source always; inline code, JSON and URLs
+whenever a rule of the run could touch them. One character per region keeps line structure intact
+(a fenced block becomes one "word" on one line) and can never be split by a rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+__all__ = [
+    "PLACEHOLDER_BASE",
+    "Regions",
+    "fence_spans",
+    "has_placeholder_chars",
+    "inline_code_spans",
+    "url_spans",
+]
+
+PLACEHOLDER_BASE = 0xE000
+"""The Private Use Area of the BMP (U+E000-U+F8FF): in the BMP so a masked text keeps two bytes per
+character; a text that already holds one of these is left alone."""
+MAX_REGIONS = 0xF900 - 0xE000
+
+_PLACEHOLDER = re.compile("[\ue000-\uf8ff]")
+
+# CommonMark fences: a run of 3+ backticks or tildes opening a line (any indent, so fences inside
+# list items count); a backtick fence's info string may not contain a backtick.
+_FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)", re.M)
+_FENCE_CLOSE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*$", re.M)
+
+# Inline code on one line: a backtick run closed by a run of the same length.
+# Starts with a literal backtick so the regex engine can skip ahead to candidates.
+_INLINE_CODE = re.compile(r"`(?<!``)(`*)(?!`)[^\n\ue000-\uf8ff]*?(?<!`)`\1(?!`)")
+
+# Found from their "://" (a plain string search) and grown to the first space, quote or bracket.
+_URL_SCHEMES = ("https", "http", "ftp", "wss", "ws", "file")
+_URL_REST = re.compile(r"[^\s<>\"'`\ue000-\uf8ff]+")
+
+
+def has_placeholder_chars(text: str, utf8: bytes | None = None) -> bool:
+    """Whether ``text`` already holds characters we use as placeholders (then we leave it alone).
+
+    ``utf8``: the text encoded, if at hand; its lead bytes rule most texts out without a regex.
+    """
+    if text.isascii():
+        return False
+    if utf8 is not None and b"\xee" not in utf8 and b"\xef" not in utf8:
+        return False
+    return _PLACEHOLDER.search(text) is not None
+
+
+def fence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each fenced code block, fences included; an unclosed one runs to the end."""
+    if "```" not in text and "~~~" not in text:
+        return []
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    n = len(text)
+    while pos < n:
+        m = _FENCE_OPEN.search(text, pos)
+        if m is None:
+            break
+        marker = m.group(1)
+        if marker[0] == "`" and "`" in m.group(2):
+            pos = m.end()  # ```x``` on one line is inline code, not a fence
+            continue
+        start = m.start()
+        end = n
+        close_from = m.end()
+        while True:
+            c = _FENCE_CLOSE.search(text, close_from)
+            if c is None:
+                break
+            closing = c.group(1)
+            if closing[0] == marker[0] and len(closing) >= len(marker) and c.start() > m.end():
+                end = c.end()
+                break
+            close_from = c.end() + 1
+            if close_from > n:
+                break
+        spans.append((start, end))
+        pos = end
+    return spans
+
+
+def inline_code_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each inline code span."""
+    if "`" not in text:
+        return []
+    return [m.span() for m in _INLINE_CODE.finditer(text)]
+
+
+def url_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each URL."""
+    spans: list[tuple[int, int]] = []
+    i = text.find("://")
+    while i >= 0:
+        end = i + 3
+        for scheme in _URL_SCHEMES:
+            if text.startswith(scheme, i - len(scheme)):
+                m = _URL_REST.match(text, end)
+                if m is not None:
+                    spans.append((i - len(scheme), m.end()))
+                    end = m.end()
+                break
+        i = text.find("://", end)
+    return spans
+
+
+def inline_codes(text: str) -> list[str]:
+    """Every inline code span in ``text``, in order."""
+    return [text[s:e] for s, e in inline_code_spans(text)]
+
+
+class Regions:
+    """The protected regions of one text: placeholder ``i`` stands for ``self.texts[i]``."""
+
+    __slots__ = ("restored", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.restored: list[int] = []
+        """Placeholders put back so far, in order: each must come back exactly once."""
+
+    def add(self, text: str) -> str:
+        """Keep ``text`` aside and return its placeholder."""
+        i = len(self.texts)
+        if i >= MAX_REGIONS:
+            raise OverflowError("too many protected regions")
+        self.texts.append(text)
+        return chr(PLACEHOLDER_BASE + i)
+
+    def replace_spans(self, text: str, spans: list[tuple[int, int]]) -> str:
+        """``text`` with each of the (sorted, disjoint) ``spans`` replaced by a placeholder."""
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        for start, end in spans:
+            out.append(text[pos:start])
+            out.append(self.add(text[start:end]))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def protect(self, text: str, find: Callable[[str], list[tuple[int, int]]]) -> str:
+        """Replace what ``find`` finds in ``text`` by placeholders."""
+        return self.replace_spans(text, find(text))
+
+    def restore(self, text: str) -> str:
+        """Put every region in ``text`` back, noting which in ``restored``."""
+        if not self.texts:
+            return text
+        texts = self.texts
+        restored = self.restored
+
+        def put_back(m: re.Match[str]) -> str:
+            i = ord(m.group()) - PLACEHOLDER_BASE
+            restored.append(i)
+            return texts[i]
+
+        return _PLACEHOLDER.sub(put_back, text)
+
+    def all_restored_once(self) -> bool:
+        """Whether every region came back exactly once (none lost or repeated by a rule)."""
+        return len(self.restored) == len(self.texts) == len(set(self.restored))

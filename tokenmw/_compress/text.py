@@ -1,0 +1,233 @@
+"""Compress one text: protect, rewrite the prose, restore, check; cached by content.
+
+The result depends on the text and the level alone (never on the request around it), so a text
+compresses the same way in every turn it appears in, and a repeated system prompt or tool output
+costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import aggressive
+from .codelike import looks_like_code
+from .integrity import check
+from .jsoncompact import JSON_AT_START, JSON_START, find_json
+from .protect import Regions, fence_spans, has_placeholder_chars, inline_code_spans, url_spans
+from .whitespace import has_odd_chars, normalize_prose
+
+__all__ = ["BLOCK_SEPARATOR", "Compressed", "Level", "clear_cache", "compress_text"]
+
+Level = Literal["safe", "aggressive"]
+LEVELS: tuple[Level, ...] = ("safe", "aggressive")
+
+BLOCK_SEPARATOR = "\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """A compressed text and how it got there."""
+
+    text: str
+    pieces: tuple[str, ...]
+    """``text`` split at blank lines (``BLOCK_SEPARATOR``), code blocks whole: the units that can be
+    replaced as duplicates of earlier ones."""
+    changed: bool = True
+    fallback: str | None = None
+    """The guarantee a rewrite broke (the text is then the original), or ``None``."""
+    truncated: bool = False
+
+
+def _unchanged(text: str, fallback: str | None = None) -> Compressed:
+    return Compressed(text, (text,), changed=False, fallback=fallback)
+
+
+def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
+    """Mask what must not change, apply the level's rules to the rest, restore, check; then, for a
+    tool output at the aggressive level, cut the middle of a huge one."""
+    if not raw:
+        return _unchanged(raw)
+    utf8 = None if raw.isascii() else raw.encode("utf-8", "surrogatepass")
+    if level == "safe" and not tool and _clean(raw, utf8):
+        return _unchanged(raw)
+    if has_placeholder_chars(raw, utf8):
+        return _unchanged(raw)
+    regions = Regions()
+    odd = utf8 is not None and has_odd_chars(utf8)
+    # Safe rules without odd characters to remove only touch runs of spaces, so inline code,
+    # URLs and compact JSON need protecting only where they hold two spaces in a row.
+    strict = odd or level == "aggressive"
+    out: list[str] = []  # the text with placeholders
+    json_values: list[tuple[Any, str]] = []
+    pos = 0
+    for start, end in [*fence_spans(raw), (len(raw), len(raw))]:
+        if start > pos:
+            _protect_segment(raw[pos:start], regions, out, json_values, strict)
+        if end > start:
+            out.append(regions.add(raw[start:end]))
+        pos = end
+    masked = "".join(out)
+
+    rewritten = normalize_prose(masked, odd)
+    if level == "aggressive":
+        rewritten = aggressive.remove_fillers(rewritten)
+        rewritten = aggressive.shorten_separators(rewritten)
+        rewritten = aggressive.collapse_repeats(rewritten)
+    if rewritten == masked and not json_values:
+        result = _unchanged(raw)
+    else:
+        pieces = tuple(regions.restore(p) for p in rewritten.split(BLOCK_SEPARATOR))
+        text = BLOCK_SEPARATOR.join(pieces)
+        failed = check(raw, text, masked, rewritten, regions, json_values, drops_lines=level == "aggressive")
+        if failed is not None:
+            result = _unchanged(raw, failed)
+        elif text == raw:
+            result = _unchanged(raw)
+        else:
+            result = Compressed(text, pieces)
+    if tool and level == "aggressive":
+        short = aggressive.truncate_middle(result.text)
+        if short is not None:
+            return Compressed(short, (short,), fallback=result.fallback, truncated=True)
+    return result
+
+
+# What the safe rules act on; a text with none of it comes back unchanged without being parsed.
+_SAFE_TRIGGERS = ("  ", "\n\n\n", " \n", "\t\n", "\r\n", "{", "[", "---")
+
+
+def _clean(raw: str, utf8: bytes | None) -> bool:
+    """Whether no safe rule can change ``raw`` (plain substring searches, no regex)."""
+    if raw[:1] == "\n" or raw[-1:] in (" ", "\t", "\n"):
+        return False
+    if utf8 is not None and has_odd_chars(utf8):
+        return False
+    return not any(trigger in raw for trigger in _SAFE_TRIGGERS)
+
+
+def _protect_segment(
+    segment: str,
+    regions: Regions,
+    out: list[str],
+    json_values: list[tuple[Any, str]],
+    strict: bool,
+) -> None:
+    """Mask one stretch of text between code fences: JSON, then inline code, then URLs; or all of it
+    when it looks like unfenced source code. Not ``strict``: only what the rules could change."""
+    blocks = _json_blocks(segment)
+    bare = segment
+    if blocks:
+        rest = []
+        pos = 0
+        for start, end, _ in blocks:
+            rest.append(segment[pos:start])
+            pos = end
+        rest.append(segment[pos:])
+        bare = "".join(rest)
+    if looks_like_code(bare):
+        out.append(regions.add(segment))
+        return
+    text = segment
+    if blocks:
+        masked: list[str] = []
+        pos = 0
+        for start, end, result in blocks:
+            masked.append(segment[pos:start])
+            if result is None:
+                masked.append(regions.add(segment[start:end]))
+            else:
+                compact = result[1]
+                if compact != segment[start:end]:
+                    json_values.append(result)
+                masked.append(regions.add(compact) if strict or "  " in compact else compact)
+            pos = end
+        masked.append(segment[pos:])
+        text = "".join(masked)
+    if strict:
+        text = regions.protect(text, inline_code_spans)
+        text = regions.protect(text, url_spans)
+    elif "  " in text:
+        text = regions.replace_spans(text, [(s, e) for s, e in inline_code_spans(text) if "  " in text[s:e]])
+    out.append(text)
+
+
+def _json_blocks(segment: str) -> list[tuple[int, int, tuple[Any, str] | None]]:
+    """``(start, end, (value, compact) or None)`` of each JSON object/array filling its lines."""
+    if "{" not in segment and "[" not in segment:
+        return []
+    blocks: list[tuple[int, int, tuple[Any, str] | None]] = []
+    pos = 0
+    m = JSON_AT_START.match(segment)
+    while True:
+        if m is None:
+            m = JSON_START.search(segment, pos)
+            if m is None:
+                return blocks
+        start = m.end() - 1
+        found = find_json(segment, start)
+        m = None
+        if found is None:
+            pos = start + 1
+            continue
+        end, result = found
+        blocks.append((start, end, result))
+        pos = end
+
+
+# Content-keyed, bounded: entries and characters held (keys and results) are both capped.
+MAX_ENTRIES = 8192
+MAX_CHARS = 32_000_000
+
+_caches: dict[tuple[Level, bool], dict[str, Compressed]] = {
+    (level, tool): {} for level in LEVELS for tool in (False, True)
+}
+_held_chars = 0
+_lock = threading.Lock()
+
+
+def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Compressed:
+    """``text`` compressed at ``level``; ``tool`` marks a tool output (aggressive may cut its middle)."""
+    tool = tool and level == "aggressive"  # safe treats tool outputs like any text
+    cache = _caches[(level, tool)]
+    hit = cache.get(text)
+    if hit is not None:
+        return hit
+    try:
+        result = _rewrite(text, level, tool)
+    except (OverflowError, RecursionError):
+        result = _unchanged(text)
+    _remember(cache, text, result)
+    return result
+
+
+def _remember(cache: dict[str, Compressed], text: str, result: Compressed) -> None:
+    global _held_chars
+    size = len(text) + (len(result.text) if result.text is not text else 0)
+    if size > MAX_CHARS // 8:
+        return
+    with _lock:
+        if len(cache) >= MAX_ENTRIES or _held_chars + size > MAX_CHARS:
+            _evict()
+        cache[text] = result
+        _held_chars += size
+
+
+def _evict() -> None:
+    # Drop the oldest half of every level's entries (dicts keep insertion order).
+    global _held_chars
+    for cache in _caches.values():
+        for key in list(cache)[: (len(cache) + 1) // 2]:
+            dropped = cache.pop(key, None)
+            if dropped is not None:
+                _held_chars -= len(key) + (len(dropped.text) if dropped.text is not key else 0)
+
+
+def clear_cache() -> None:
+    """Forget every cached result (tests, benchmarks)."""
+    global _held_chars
+    with _lock:
+        for cache in _caches.values():
+            cache.clear()
+        _held_chars = 0

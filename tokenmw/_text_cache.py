@@ -1,0 +1,225 @@
+"""Count a text at most once per process: a bounded, content-keyed cache of token counts.
+
+Agent loops re-send their whole history every turn, so nearly every text a call counts was counted
+before. A key is the string's hash mixed with its length: CPython caches a string's hash on the
+object, so a repeated lookup of the same string costs a dict probe, and the cache holds no text
+(an entry is ~100 bytes whatever the text's size). A collision among 200k entries kept is ~1e-9
+likely and would cost a slightly wrong count, never an error.
+
+Async counting keeps the event loop free: uncounted text over ``INLINE_ENCODE_LIMIT`` is encoded
+in a small worker pool (tiktoken releases the GIL, so agents' encodes run in parallel), and a text
+over ``INLINE_HASH_LIMIT`` is not even hashed on the loop. Concurrent calls that miss on the same
+text (agents fanned out over one shared document) wait for one encode instead of each doing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import tiktoken
+
+__all__ = ["INLINE_ENCODE_LIMIT", "INLINE_HASH_LIMIT", "TokenCache", "cache_for"]
+
+INLINE_ENCODE_LIMIT = 16_384
+"""Characters of uncounted text one call encodes on the event loop; more goes to the worker pool.
+
+Measured on the 2-core dev machine (``benchmarks/bench_counting.py`` table 3, several runs): an
+inline encode runs at 20-33 MB/s, so 16 KB holds the loop 0.5-0.9 ms. The same encode through the
+pool costs the call 0.4-0.6 ms more (a 0.05-0.07 ms hop, and the encode itself runs slower on the
+other core), and 0.07-0.1 ms more at 1-2 KB. At 16 KB every inline stall stays under ~1 ms (the
+loop's budget is 5 ms) while an agent turn's new message (a few KB) never pays the hop.
+
+Batching the misses of concurrent calls into one hop, or into one ``encode_ordinary_batch``, was
+measured against one hop per call (table 4, 50 calls x 110k tokens): no faster, and the loop
+stalled 20-140 ms instead of ~5 ms, so it is not done.
+"""
+
+INLINE_HASH_LIMIT = 262_144
+"""A longer text is looked up in the worker: hashing it (~0.5 ns/byte, the first time a string
+object is hashed) would block the loop about as long as a hop costs."""
+
+MAX_ENTRIES = 200_000
+
+_NO_SPECIAL: frozenset[str] = frozenset()
+
+
+def _key(text: str) -> int:
+    return hash(text) ^ (len(text) << 32)
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    # Our own pool, one thread fewer than cores: encode threads that outnumber the free cores take
+    # CPU time slices from the event-loop thread (stalls in 4 ms scheduler ticks, benchmark table
+    # 4). Lowering their OS priority instead was measured far worse: a de-prioritised thread
+    # holding the GIL starves the loop (priority inversion).
+    global _executor
+    if _executor is None:
+        with _executor_lock:
+            if _executor is None:
+                workers = max(1, min((os.cpu_count() or 2) - 1, 8))
+                _executor = ThreadPoolExecutor(workers, thread_name_prefix="tokenmw-count")
+    return _executor
+
+
+class TokenCache:
+    """Token counts of texts already seen, for one encoding."""
+
+    __slots__ = ("_counts", "_inflight", "_lock", "encode_calls", "encoding", "max_entries")
+
+    def __init__(self, encoding: tiktoken.Encoding, max_entries: int = MAX_ENTRIES) -> None:
+        self.encoding = encoding
+        self.max_entries = max_entries
+        self._counts: dict[int, int] = {}
+        self._inflight: dict[int, Future[int]] = {}
+        self._lock = threading.Lock()
+        self.encode_calls = 0
+        """Texts actually encoded (cache misses): tests and benchmarks read it."""
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def get(self, text: str) -> int | None:
+        """The cached count, or ``None`` when the text was not counted yet."""
+        return self._counts.get(_key(text))
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``, encoding it only the first time it is seen in this process."""
+        key = _key(text)
+        n = self._counts.get(key)
+        if n is None:
+            n = self._store(key, _encode_len(self.encoding, text))
+        return n
+
+    def count_all(self, texts: Iterable[str]) -> int:
+        """Sum of the counts of ``texts`` (inline; for sync callers)."""
+        counts = self._counts
+        total = 0
+        for text in texts:
+            n = counts.get(_key(text))
+            total += n if n is not None else self.count(text)
+        return total
+
+    async def count_all_async(self, texts: Sequence[str]) -> int:
+        """Sum of the counts, without blocking the event loop on large uncounted text."""
+        counts = self._counts
+        total = 0
+        missing: list[tuple[int | None, str]] | None = None
+        missing_chars = 0
+        for text in texts:
+            if len(text) > INLINE_HASH_LIMIT:
+                key: int | None = None  # hashed in the worker
+                n = None
+            else:
+                key = _key(text)
+                n = counts.get(key)
+            if n is None:
+                if missing is None:
+                    missing = []
+                missing.append((key, text))
+                missing_chars += len(text)
+            else:
+                total += n
+        if missing is None:
+            return total
+        if missing_chars <= INLINE_ENCODE_LIMIT:
+            for key, text in missing:
+                key = key if key is not None else _key(text)
+                n = counts.get(key)  # an earlier duplicate in this same request
+                total += n if n is not None else self._store(key, _encode_len(self.encoding, text))
+            return total
+        loop = asyncio.get_running_loop()
+        mine, theirs = await loop.run_in_executor(_pool(), self._count_claiming, missing)
+        total += mine
+        for future in theirs:
+            total += await asyncio.wrap_future(future)
+        return total
+
+    def _count_claiming(self, missing: list[tuple[int | None, str]]) -> tuple[int, list[Future[int]]]:
+        """In a worker: count ``missing``; a text another call is encoding right now is left to
+        it (its future is returned, to be awaited on the loop, never blocking a worker)."""
+        total = 0
+        theirs: list[Future[int]] = []
+        counts = self._counts
+        for key, text in missing:
+            if key is None:
+                key = _key(text)
+            n = counts.get(key)
+            if n is not None:
+                total += n
+                continue
+            with self._lock:
+                future = self._inflight.get(key)
+                if future is not None:
+                    theirs.append(future)
+                    continue
+                future = self._inflight[key] = Future()
+            try:
+                n = counts.get(key)
+                if n is None:
+                    n = self._store(key, _encode_len_in_worker(self.encoding, text))
+                future.set_result(n)
+            except BaseException as error:
+                future.set_exception(error)
+                raise
+            finally:
+                with self._lock:
+                    del self._inflight[key]
+            total += n
+        return total, theirs
+
+    def _store(self, key: int, n: int) -> int:
+        with self._lock:
+            self.encode_calls += 1
+            if len(self._counts) >= self.max_entries:
+                # Drop the oldest quarter (dicts keep insertion order): amortised O(1) and no
+                # bookkeeping on hits, which are the common case.
+                for old in list(self._counts)[: len(self._counts) // 4]:
+                    self._counts.pop(old, None)
+            self._counts[key] = n
+        return n
+
+    def clear(self) -> None:
+        """Forget every count (tests, benchmarks)."""
+        with self._lock:
+            self._counts.clear()
+            self.encode_calls = 0
+
+
+def _encode_len(encoding: tiktoken.Encoding, text: str) -> int:
+    # encode_ordinary: user text containing "<|endoftext|>" is plain text, never an error; tiktoken
+    # itself replaces lone surrogates (as the API's JSON decoding does).
+    return len(encoding.encode_ordinary(text))
+
+
+def _encode_len_in_worker(encoding: tiktoken.Encoding, text: str) -> int:
+    # tiktoken releases the GIL while it encodes but holds it to build the list of token ids
+    # (~1.3 ms per 100k tokens), stalling the event loop meanwhile. Its token buffer (what its own
+    # encode_to_numpy reads; allowed_special empty = encode_ordinary) skips the list.
+    try:
+        buffer = encoding._core_bpe.encode_to_tiktoken_buffer(text, _NO_SPECIAL)
+        return memoryview(buffer).nbytes // 4
+    except (AttributeError, TypeError, ValueError, UnicodeEncodeError):
+        return _encode_len(encoding, text)
+
+
+_caches: dict[str, TokenCache] = {}
+_caches_lock = threading.Lock()
+
+
+def cache_for(encoding: tiktoken.Encoding) -> TokenCache:
+    """The process-wide cache for an encoding."""
+    cache = _caches.get(encoding.name)
+    if cache is None:
+        with _caches_lock:
+            cache = _caches.get(encoding.name)
+            if cache is None:
+                cache = _caches[encoding.name] = TokenCache(encoding)
+    return cache

@@ -1,0 +1,145 @@
+"""``Compress``: fewer input tokens, code/JSON/numbers/URLs intact, the same output every time.
+
+The rewriting is the pure engine in ``tokenmw._compress``; this hook decides whether to run it (the
+request's shared token count against ``min_tokens``), counts what trimming to a budget needs, and
+records before/after on its span.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, get_args
+
+from opentelemetry import trace
+
+from .._compress import Level, Report, compress_chat, compress_responses
+from .._compress.trim import choose_cut, cut_points, pinned_count
+from .._counting import plan_request
+from .._hook import Hook
+from .._telemetry import annotate_tokens
+from .._text_cache import TokenCache, cache_for
+from .._tokenizer import encoding_for_async
+
+if TYPE_CHECKING:
+    from .._call import Call
+
+__all__ = ["Compress"]
+
+_LEVELS = get_args(Level)
+
+
+class Compress(Hook):
+    """Shrink every text the model reads (message contents, tool results, Responses input and
+    instructions); see ``tokenmw._compress`` for the rules and the checks behind them.
+
+    ``level``: ``"safe"`` (whitespace, compact JSON, duplicates) or ``"aggressive"`` (also fillers,
+    repeated lines, the middle of huge tool outputs). ``min_tokens``: requests counted below this are
+    left alone. ``max_input_tokens``: drop the oldest turns (the system prompt and first user message
+    stay, tool calls keep their results) so the request fits; cuts come in steps of a quarter of the
+    budget so the kept prefix stays cacheable.
+    """
+
+    name = "compress"
+
+    def __init__(
+        self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None
+    ) -> None:
+        if level not in _LEVELS:
+            raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
+        if min_tokens < 0:
+            raise ValueError("min_tokens must be >= 0")
+        if max_input_tokens is not None and max_input_tokens <= 0:
+            raise ValueError("max_input_tokens must be a positive number of tokens")
+        self.level: Level = level
+        self.min_tokens = min_tokens
+        self.max_input_tokens = max_input_tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"Compress(level={self.level!r}, min_tokens={self.min_tokens}, "
+            f"max_input_tokens={self.max_input_tokens})"
+        )
+
+    async def before(self, call: Call) -> None:
+        request = call.request
+        if call.operation == "chat":
+            if not isinstance(request.get("messages"), list):
+                return
+        elif not isinstance(request.get("input"), str | list) and not isinstance(
+            request.get("instructions"), str
+        ):
+            return
+        recording = trace.get_current_span().is_recording()
+        before = await call.input_tokens() if self.min_tokens or recording else 0
+        if before < self.min_tokens:
+            return
+
+        original = _originals(call)
+        report = self._apply(call, original, range(0))
+        if self.max_input_tokens is not None and await call.input_tokens() > self.max_input_tokens:
+            cut = await self._cut(call, original)
+            if cut is not None:
+                report = self._apply(call, original, cut)
+        call.state[self.name] = report
+        if recording:
+            annotate_tokens(before, await call.input_tokens(), **_attributes(self.level, report))
+
+    def _apply(self, call: Call, original: dict[str, Any], drop: range) -> Report:
+        """Compress the request as the caller made it (dropping ``drop``) into ``call.request``."""
+        if call.operation == "chat":
+            messages, report = compress_chat(original["messages"], self.level, drop=drop)
+            call.request["messages"] = messages
+        else:
+            updates, report = compress_responses(original, self.level, drop=drop)
+            call.request.update(original)
+            call.request.update(updates)
+        return report
+
+    async def _cut(self, call: Call, original: dict[str, Any]) -> range | None:
+        """Which items to drop so the request fits ``max_input_tokens``, from their sizes after
+        compression without dedup (dedup only shrinks the result further)."""
+        budget = self.max_input_tokens
+        assert budget is not None
+        items: Any
+        if call.operation == "chat":
+            items, _ = compress_chat(original["messages"], self.level, dedup=False)
+            request = {**call.request, "messages": items}
+        else:
+            updates, _ = compress_responses(original, self.level, dedup=False)
+            items = updates.get("input", original.get("input"))
+            if not isinstance(items, list):
+                return None
+            request = {**call.request, **updates}
+        plan = plan_request(call.operation, request)
+        cache = cache_for(await encoding_for_async(call.model))
+        total = plan.fixed + await cache.count_all_async(plan.texts)
+        sizes = [_size(cache, call, item) for item in items]
+        pinned = pinned_count(items)
+        points = cut_points(items, pinned, call.operation)
+        cut = choose_cut(sizes, pinned, points, total - budget, step=budget // 4)
+        return None if cut is None else range(pinned, cut)
+
+
+def _originals(call: Call) -> dict[str, Any]:
+    """The fields compression reads, as the caller passed them (kept for a second pass)."""
+    keys = ("messages",) if call.operation == "chat" else ("input", "instructions")
+    return {k: call.request[k] for k in keys if k in call.request}
+
+
+def _size(cache: TokenCache, call: Call, item: Any) -> int:
+    """Tokens one message or input item adds to the request."""
+    key = "messages" if call.operation == "chat" else "input"
+    base: dict[str, Any] = {"model": call.model, key: []}
+    plan = plan_request(call.operation, {**base, key: [item]})
+    return plan.fixed - plan_request(call.operation, base).fixed + cache.count_all(plan.texts)
+
+
+def _attributes(level: str, report: Report) -> dict[str, Any]:
+    return {
+        "compress.level": level,
+        "compress.texts_changed": report.changed,
+        "compress.duplicates": report.duplicates,
+        "compress.truncated": report.truncated,
+        "compress.dropped": report.dropped,
+        "compress.fallback": bool(report.fallbacks),
+        "compress.fallbacks": ",".join(sorted(set(report.fallbacks))),
+    }

@@ -1,0 +1,182 @@
+"""``CountTokens``: input tokens before and after the other hooks, output tokens, a budget guard.
+
+Input is counted in ``on_send``, on the request exactly as it goes out, through the call's shared
+count (the original request's texts were counted with the same cache, so the second count pays
+only for what the hooks changed). Output tokens come from the API's usage; where it reports none
+(a stream without the usage chunk, a provider that omits usage) the reply text is counted
+locally and the figure is flagged as estimated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import _prices
+from .._counting import plan_request
+from .._errors import TokenBudgetExceeded
+from .._hook import Hook
+from .._telemetry import annotate_tokens
+from .._text_cache import cache_for
+from .._tokenizer import encoding_for, encoding_for_async, loaded
+from .._usage import reported_usage
+
+if TYPE_CHECKING:
+    from .._call import Call
+    from .._hook import StreamOutcome
+
+__all__ = ["CountTokens"]
+
+_DELTAS = "count_tokens.deltas"
+# Responses stream events whose ``delta`` is generated text.
+_TEXT_EVENTS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.custom_tool_call_input.delta",
+    }
+)
+
+
+class CountTokens(Hook):
+    """Record input tokens as made and as sent, output tokens, and refuse over-budget requests.
+
+    ``max_input_tokens``: refuse (``TokenBudgetExceeded``, nothing sent) a request counted above
+    it; with ``None`` the model's context window is the limit where litellm's table knows it.
+    """
+
+    name = "count_tokens"
+
+    def __init__(self, max_input_tokens: int | None = None) -> None:
+        if max_input_tokens is not None and max_input_tokens < 0:
+            raise ValueError(f"max_input_tokens must be >= 0, got {max_input_tokens}")
+        self.max_input_tokens = max_input_tokens
+        if max_input_tokens is None:
+            _prices.preload()  # context windows: read the table off the call path
+
+    def __repr__(self) -> str:
+        return f"CountTokens(max_input_tokens={self.max_input_tokens!r})"
+
+    async def on_send(self, call: Call) -> None:
+        sent = await call.input_tokens()
+        original = await call.original_input_tokens()
+        call.usage.input_tokens_original = original
+        call.usage.input_tokens_sent = sent
+        annotate_tokens(original, sent)
+        limit = self.max_input_tokens
+        if limit is None:
+            limit = await _prices.context_window_async(call.model)
+        if limit is not None and sent > limit:
+            estimated = plan_request(call.operation, call.request).estimated
+            raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated)
+
+    async def after(self, call: Call, response: Any) -> Any:
+        usage = call.usage
+        if reported_usage(response, usage) and usage.output_tokens is not None:
+            return response
+        texts = _reply_texts(response)
+        if texts is not None:
+            encoding = await encoding_for_async(call.model)
+            usage.output_tokens = await cache_for(encoding).count_all_async(texts)
+            usage.output_tokens_estimated = True
+        return response
+
+    def on_chunk(self, call: Call, chunk: Any) -> Any:
+        delta = _delta_text(chunk)
+        if delta:
+            deltas = call.state.get(_DELTAS)
+            if deltas is None:
+                call.state[_DELTAS] = [delta]
+            else:
+                deltas.append(delta)
+        return chunk
+
+    def on_stream_end(self, call: Call, outcome: StreamOutcome) -> None:
+        deltas: list[str] | None = call.state.pop(_DELTAS, None)
+        usage = call.usage
+        if usage.output_tokens is not None:
+            return  # the usage chunk arrived
+        if deltas:
+            # Sync by necessity (this may run at garbage collection); the encoding is loaded
+            # already because on_send counted the input with it.
+            encoding = loaded(call.model) or encoding_for(call.model)
+            usage.output_tokens = cache_for(encoding).count("".join(deltas))
+        else:
+            usage.output_tokens = 0
+        usage.output_tokens_estimated = True
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _delta_text(chunk: Any) -> str | None:
+    """The generated text a stream chunk (chat) or event (Responses) carries."""
+    kind = _get(chunk, "type")
+    if isinstance(kind, str):
+        if kind in _TEXT_EVENTS:
+            delta = _get(chunk, "delta")
+            return delta if isinstance(delta, str) else None
+        if kind.startswith("response."):
+            return None
+    choices = _get(chunk, "choices")
+    if not choices:
+        return None
+    pieces: list[str] = []
+    for choice in choices:
+        delta = _get(choice, "delta")
+        if delta is None:
+            continue
+        content = _get(delta, "content")
+        if isinstance(content, str):
+            pieces.append(content)
+        tool_calls = _get(delta, "tool_calls")
+        if tool_calls:
+            for tool_call in tool_calls:
+                fn = _get(tool_call, "function")
+                if fn is not None:
+                    for key in ("name", "arguments"):
+                        value = _get(fn, key)
+                        if isinstance(value, str):
+                            pieces.append(value)
+    return pieces[0] if len(pieces) == 1 else "".join(pieces)
+
+
+def _reply_texts(response: Any) -> list[str] | None:
+    """The generated texts of a complete response of either API; ``None`` for an unknown shape."""
+    choices = _get(response, "choices")
+    if isinstance(choices, list):
+        texts: list[str] = []
+        for choice in choices:
+            message = _get(choice, "message")
+            if message is None:
+                continue
+            for key in ("content", "refusal"):
+                value = _get(message, key)
+                if isinstance(value, str) and value:
+                    texts.append(value)
+            for tool_call in _get(message, "tool_calls") or ():
+                fn = _get(tool_call, "function")
+                if fn is not None:
+                    texts.extend(v for v in (_get(fn, "name"), _get(fn, "arguments")) if isinstance(v, str))
+        return texts
+    output = _get(response, "output")
+    if isinstance(output, list):
+        texts = []
+        for item in output:
+            kind = _get(item, "type")
+            if kind == "message":
+                for part in _get(item, "content") or ():
+                    for key in ("text", "refusal"):
+                        value = _get(part, key)
+                        if isinstance(value, str) and value:
+                            texts.append(value)
+            elif kind in ("function_call", "custom_tool_call"):
+                for key in ("name", "arguments", "input"):
+                    value = _get(item, key)
+                    if isinstance(value, str) and value:
+                        texts.append(value)
+        return texts
+    return None

@@ -1,0 +1,97 @@
+"""``Enhance``: ask for concise answers, once, always in the same place.
+
+Output tokens cost several times input tokens, and a length instruction is the cheapest way to cut
+them. Where it goes matters for prompt caching: always the end of the first system/developer message
+(or ``instructions``), which does not move as the conversation grows, and never a second time when
+an agent re-sends a history that already carries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from .._hook import Hook
+from .._telemetry import annotate_tokens
+
+if TYPE_CHECKING:
+    from .._call import Call
+
+__all__ = ["Enhance"]
+
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+class Enhance(Hook):
+    """Add "Answer in at most N words." and/or ``instruction`` to the end of the first
+    system/developer message (a new system message first when there is none), or to
+    ``instructions`` for the Responses API; nothing when it is already there."""
+
+    name = "enhance"
+
+    def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
+        if max_words is not None and (isinstance(max_words, bool) or max_words <= 0):
+            raise ValueError("max_words must be a positive number")
+        parts = []
+        if max_words is not None:
+            parts.append(f"Answer in at most {max_words} words.")
+        if instruction is not None and instruction.strip():
+            parts.append(instruction.strip())
+        self.max_words = max_words
+        self.instruction = instruction
+        self.text = " ".join(parts)
+        """What is added (empty: the hook does nothing)."""
+
+    def __repr__(self) -> str:
+        return f"Enhance(max_words={self.max_words!r}, instruction={self.instruction!r})"
+
+    async def before(self, call: Call) -> None:
+        if not self.text:
+            return
+        request = call.request
+        recording = trace.get_current_span().is_recording()
+        before = await call.input_tokens() if recording else 0
+        key = "messages" if call.operation == "chat" else "instructions"
+        current = request.get(key)
+        new: Any
+        if key == "messages":
+            new = with_instruction(current, self.text) if isinstance(current, list) else None
+        elif current is None:
+            new = self.text
+        else:
+            new = _appended(current, self.text) if isinstance(current, str) else None
+        if new is not None:
+            request[key] = new
+        if recording:
+            annotate_tokens(before, await call.input_tokens(), **{"enhance.added": new is not None})
+
+
+def with_instruction(messages: list[Any], text: str) -> list[Any] | None:
+    """A new message list carrying ``text`` at the end of the first system/developer message, or
+    ``None`` when it already carries it or that message has a shape we do not know."""
+    for i, message in enumerate(messages):
+        if isinstance(message, Mapping) and message.get("role") in _SYSTEM_ROLES:
+            content = _appended(message.get("content"), text)
+            if content is None:
+                return None
+            new = list(messages)
+            new[i] = {**message, "content": content}
+            return new
+    return [{"role": "system", "content": text}, *messages]
+
+
+def _appended(content: Any, text: str) -> Any:
+    """``content`` (a string or a list of parts) with ``text`` at its end; ``None`` when it is
+    already there or the shape is unknown."""
+    if isinstance(content, str):
+        if text in content:
+            return None
+        return f"{content}\n\n{text}" if content.strip() else text
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str) and text in part["text"]:
+                return None
+        return [*content, {"type": "text", "text": text}]
+    return None

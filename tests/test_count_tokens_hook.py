@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import tokenmw
 from tokenmw import Call, Hook, Middleware, TokenBudgetExceeded, TokenmwError
 from tokenmw._counting import count_request, count_tokens
 from tokenmw._tokenizer import encoding_for
+from tokenmw._usage import reported_usage
 from tokenmw.hooks.count_tokens import CountTokens
 from tokenmw.server import EmbeddedServer
 
@@ -242,7 +242,7 @@ def chat_chunks(deltas: list[str], usage: dict[str, Any] | None) -> list[ChatCom
 def feed(hook: CountTokens, call: Call, chunks: list[Any]) -> None:
     """What the chain does per chunk: usage first, then the hook."""
     for chunk in chunks:
-        tokenmw._usage.reported_usage(chunk, call.usage)
+        reported_usage(chunk, call.usage)
         assert hook.on_chunk(call, chunk) is chunk
 
 
@@ -400,3 +400,12 @@ async def test_e2e_budget_guard_sends_nothing(
         await client.chat.completions.create(model="gpt-4o-mini", messages=LONG_MESSAGES, stream=True)
     assert live_server.requests == []
     assert mw.usage.calls == 0
+
+
+def test_public_names() -> None:
+    import tokenmw
+
+    assert tokenmw.CountTokens is CountTokens
+    assert tokenmw.TokenBudgetExceeded is TokenBudgetExceeded
+    assert CountTokens.name == "count_tokens"
+    assert repr(CountTokens(5)) == "CountTokens(max_input_tokens=5)"

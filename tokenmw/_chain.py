@@ -180,48 +180,27 @@ class Middleware:
             self.hook_times.add(layer.name, "after", perf_counter_ns() - started)
 
     async def _run_wrap(self, layer: _Layer, i: int, call: Call, send: Send, span: Span | None) -> Any:
-        # The hook span measures the hook's own work: it is split into segments that pause while
-        # ``call_next`` runs, and what runs inside ``call_next`` stays a child of the call span.
-        outer_context = otel_context.get_current()
-        segment: list[Span | None] = [None]
-        segment_started = [0]
+        # The hook's own work is timed (and traced) in segments that pause while ``call_next``
+        # runs, and what runs inside ``call_next`` stays a child of the call span.
+        segment = _WrapSegment(self, layer, span)
         next_result: list[Any] = []
         next_failed = False
 
-        def open_segment() -> Any:
-            segment_started[0] = perf_counter_ns()
-            if span is None:
-                return None
-            segment[0] = tel.start_hook_span(layer.name, "wrap")
-            return otel_context.attach(trace.set_span_in_context(segment[0]))
-
-        def close_segment(token: Any) -> None:
-            if segment_started[0]:
-                self.hook_times.add(layer.name, "wrap", perf_counter_ns() - segment_started[0], runs=0)
-                segment_started[0] = 0
-            if segment[0] is not None:
-                otel_context.detach(token)
-                tel.end_hook_span(segment[0])
-                segment[0] = None
-
         async def call_next(next_call: Call) -> Any:
-            nonlocal next_failed, token
-            close_segment(token)
-            inner = otel_context.attach(outer_context) if span is not None else None
+            nonlocal next_failed
+            segment.pause()
             try:
                 result = await self._dispatch(i + 1, next_call, send, span)
             except BaseException:
                 next_failed = True
                 raise
             finally:
-                if inner is not None:
-                    otel_context.detach(inner)
-                token = open_segment()
+                segment.resume()
             next_result[:] = [result]
             return result
 
-        token = open_segment()
         self.hook_times.add(layer.name, "wrap", 0)  # one run, however many segments
+        segment.resume()
         try:
             return await layer.hook.wrap(call, call_next)
         except TokenmwError:
@@ -229,12 +208,12 @@ class Middleware:
         except Exception as error:
             if next_failed:
                 raise  # the model call (or a later layer) failed; the hook only passed it on
-            self._hook_failed(layer, "wrap", error, segment[0])
+            self._hook_failed(layer, "wrap", error, segment.span)
             if next_result:
                 return next_result[0]
             return await self._dispatch(i + 1, call, send, span)
         finally:
-            close_segment(token)
+            segment.pause()
 
     def _hook_failed(self, layer: _Layer, phase: str, error: Exception, hook_span: Span | None) -> None:
         strict = self.on_hook_error == "raise"
@@ -269,6 +248,40 @@ class Middleware:
 
     def _chunk_failed(self, layer: _Layer, phase: str, error: Exception) -> None:
         self._hook_failed(layer, phase, error, None)
+
+
+class _WrapSegment:
+    """The running part of a ``wrap`` hook: timed, and traced as a span when the call is."""
+
+    __slots__ = ("call_span", "layer", "mw", "span", "started", "token")
+
+    def __init__(self, mw: Middleware, layer: _Layer, call_span: Span | None) -> None:
+        self.mw = mw
+        self.layer = layer
+        self.call_span = call_span
+        self.span: Span | None = None
+        self.started = 0
+        self.token: Any = None
+
+    def resume(self) -> None:
+        """The hook's code runs (again): start timing, and a span current for its own children."""
+        self.started = perf_counter_ns()
+        if self.call_span is not None:
+            self.span = tel.start_hook_span(self.layer.name, "wrap")
+            self.token = otel_context.attach(trace.set_span_in_context(self.span))
+
+    def pause(self) -> None:
+        """The hook hands over (``call_next``) or returns: stop timing, end the segment's span and
+        restore the context, so the rest of the chain runs under the call span, not the hook's."""
+        if not self.started:
+            return
+        self.mw.hook_times.add(self.layer.name, "wrap", perf_counter_ns() - self.started, runs=0)
+        self.started = 0
+        if self.span is not None:
+            otel_context.detach(self.token)
+            tel.end_hook_span(self.span)
+            self.span = None
+            self.token = None
 
 
 _DROP = object()

@@ -353,25 +353,6 @@ def _add_tool_choice(plan: CountPlan, choice: Any) -> None:
 
 # Request fields that bill tokens we cannot see: earlier turns stored server-side, stored prompts.
 _UNSEEN_INPUT_KEYS = ("previous_response_id", "conversation", "prompt")
-# Items that carry no countable text of their own (or whose rendering is not public).
-_ITEM_TYPES_ESTIMATED = frozenset(
-    {
-        "reasoning",
-        "item_reference",
-        "web_search_call",
-        "file_search_call",
-        "computer_call",
-        "computer_call_output",
-        "image_generation_call",
-        "code_interpreter_call",
-        "local_shell_call",
-        "local_shell_call_output",
-        "mcp_call",
-        "mcp_list_tools",
-        "mcp_approval_request",
-        "mcp_approval_response",
-    }
-)
 
 
 def plan_responses(request: Mapping[str, Any]) -> CountPlan:
@@ -415,12 +396,7 @@ def _add_item(plan: CountPlan, item: Mapping[str, Any], rules: _Rules) -> None:
         role = item.get("role")
         if isinstance(role, str) and role:
             texts.append(role)
-        content = item.get("content")
-        if isinstance(content, str):
-            if content:
-                texts.append(content)
-        elif isinstance(content, list):
-            _add_parts(plan, content, rules)
+        _add_content(plan, item.get("content"), rules)
         return
     if kind in ("function_call", "custom_tool_call"):
         plan.fixed += TOKENS_PER_MESSAGE + _add_tool_call(plan, item)
@@ -429,14 +405,19 @@ def _add_item(plan: CountPlan, item: Mapping[str, Any], rules: _Rules) -> None:
     if kind in ("function_call_output", "custom_tool_call_output"):
         plan.fixed += TOKENS_PER_MESSAGE
         texts.append("tool")
-        output = item.get("output")
-        if isinstance(output, str):
-            if output:
-                texts.append(output)
-        elif isinstance(output, list):
-            _add_parts(plan, output, rules)
+        _add_content(plan, item.get("output"), rules)
         return
-    plan.estimated = True  # reasoning, references, hosted tool calls: see _ITEM_TYPES_ESTIMATED
+    # Reasoning items, item references, hosted tool calls (web search, computer use, MCP, ...):
+    # what they add to the prompt is not public.
+    plan.estimated = True
+
+
+def _add_content(plan: CountPlan, content: Any, rules: _Rules) -> None:
+    if isinstance(content, str):
+        if content:
+            plan.texts.append(content)
+    elif isinstance(content, list):
+        _add_parts(plan, content, rules)
 
 
 # -- whole requests ------------------------------------------------------------------------------

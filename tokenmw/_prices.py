@@ -10,7 +10,6 @@ tokenmw uses are kept; the parsed JSON is dropped.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import re
@@ -18,6 +17,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._litellm_files import bundled_path
 
 __all__ = ["ModelPrice", "context_window", "context_window_async", "cost_usd", "preload", "price_for"]
 
@@ -45,17 +46,8 @@ _resolved: dict[str, ModelPrice | None] = {}
 
 def price_file() -> Path | None:
     """Where the bundled table is, or ``None`` when litellm is not installed."""
-    try:
-        spec = importlib.util.find_spec("litellm")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / PRICE_FILE
-        if candidate.is_file():
-            return candidate
-    return None
+    path = bundled_path(PRICE_FILE)
+    return path if path is not None and path.is_file() else None
 
 
 def _number(value: Any) -> float | None:

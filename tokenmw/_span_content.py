@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from . import _semconv as sc
+from ._fields import get_field
 
 __all__ = ["capture_enabled", "input_attributes", "output_messages", "response_output"]
 
@@ -24,11 +25,6 @@ def capture_enabled() -> bool:
     return os.environ.get(sc.CAPTURE_MESSAGE_CONTENT_ENV, "").strip().lower() in _TRUE
 
 
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -39,8 +35,8 @@ def _parts(content: Any) -> list[dict[str, Any]]:
         return [{"type": "text", "content": content}]
     parts: list[dict[str, Any]] = []
     for part in content or ():
-        kind = _get(part, "type")
-        text = _get(part, "text")
+        kind = get_field(part, "type")
+        text = get_field(part, "text")
         if isinstance(text, str):
             parts.append({"type": "text", "content": text})
         elif isinstance(kind, str):
@@ -51,24 +47,24 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 def _tool_calls(calls: Any) -> list[dict[str, Any]]:
     parts = []
     for call in calls or ():
-        fn = _get(call, "function")
+        fn = get_field(call, "function")
         parts.append(
             {
                 "type": "tool_call",
-                "id": _get(call, "id"),
-                "name": _get(fn, "name") if fn is not None else _get(call, "name"),
-                "arguments": _get(fn, "arguments") if fn is not None else _get(call, "arguments"),
+                "id": get_field(call, "id"),
+                "name": get_field(fn, "name") if fn is not None else get_field(call, "name"),
+                "arguments": get_field(fn, "arguments") if fn is not None else get_field(call, "arguments"),
             }
         )
     return parts
 
 
 def _message(message: Any) -> dict[str, Any]:
-    role = _get(message, "role") or "user"
+    role = get_field(message, "role") or "user"
     if role == "tool":
-        call_id, reply = _get(message, "tool_call_id"), _get(message, "content")
+        call_id, reply = get_field(message, "tool_call_id"), get_field(message, "content")
         return {"role": "tool", "parts": [{"type": "tool_call_response", "id": call_id, "response": reply}]}
-    parts = _parts(_get(message, "content")) + _tool_calls(_get(message, "tool_calls"))
+    parts = _parts(get_field(message, "content")) + _tool_calls(get_field(message, "tool_calls"))
     return {"role": role, "parts": parts}
 
 
@@ -87,7 +83,7 @@ def input_attributes(operation: str, request: dict[str, Any]) -> dict[str, str]:
     if isinstance(items, str):
         out[sc.GEN_AI_INPUT_MESSAGES] = _dumps([{"role": "user", "parts": _parts(items)}])
     elif items:
-        messages = [_message(item) for item in items if _get(item, "role") is not None]
+        messages = [_message(item) for item in items if get_field(item, "role") is not None]
         out[sc.GEN_AI_INPUT_MESSAGES] = _dumps(messages)
     return out
 
@@ -105,21 +101,21 @@ def output_messages(texts: dict[int, str], finish_reasons: list[str]) -> str:
 
 def response_output(response: Any) -> dict[int, str]:
     """The generated text of each choice of a complete response (chat or Responses API)."""
-    choices = _get(response, "choices")
+    choices = get_field(response, "choices")
     if isinstance(choices, list):
         texts = {}
         for position, choice in enumerate(choices):
-            message = _get(choice, "message")
-            content = _get(message, "content") if message is not None else None
+            message = get_field(choice, "message")
+            content = get_field(message, "content") if message is not None else None
             if isinstance(content, str):
-                index = _get(choice, "index")
+                index = get_field(choice, "index")
                 texts[index if isinstance(index, int) else position] = content
         return texts
     pieces = []
-    for item in _get(response, "output") or ():
-        if _get(item, "type") == "message":
-            for part in _get(item, "content") or ():
-                text = _get(part, "text")
+    for item in get_field(response, "output") or ():
+        if get_field(item, "type") == "message":
+            for part in get_field(item, "content") or ():
+                text = get_field(part, "text")
                 if isinstance(text, str):
                     pieces.append(text)
     return {0: "".join(pieces)} if pieces else {}

@@ -34,6 +34,7 @@ from opentelemetry.trace import (
 
 from . import _semconv as sc
 from . import _span_content as content
+from ._fields import get_field
 from ._metrics import Instruments
 
 if TYPE_CHECKING:
@@ -340,11 +341,6 @@ def _record_call_metrics(
 # -- what the response says about itself ---------------------------------------------------------
 
 
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
 
 # The Responses API reports a status; the conventions name finish reasons like chat does.
 _RESPONSES_REASONS = {
@@ -356,11 +352,11 @@ _RESPONSES_REASONS = {
 
 
 def _observe_response(record: _CallRecord, response: Any) -> None:
-    record.response_id = _get(response, "id")
-    record.response_model = _get(response, "model")
-    choices = _get(response, "choices")
+    record.response_id = get_field(response, "id")
+    record.response_model = get_field(response, "model")
+    choices = get_field(response, "choices")
     if isinstance(choices, list):
-        record.finish_reasons = [r for r in (_get(c, "finish_reason") for c in choices) if r is not None]
+        record.finish_reasons = [r for r in (get_field(c, "finish_reason") for c in choices) if r is not None]
     else:
         _responses_reason(record, response)
     if record.capture:
@@ -368,9 +364,9 @@ def _observe_response(record: _CallRecord, response: Any) -> None:
 
 
 def _responses_reason(record: _CallRecord, response: Any) -> None:
-    status = _get(response, "status")
-    details = _get(response, "incomplete_details")
-    reason = _get(details, "reason") if details is not None else None
+    status = get_field(response, "status")
+    details = get_field(response, "incomplete_details")
+    reason = get_field(details, "reason") if details is not None else None
     reason = reason or status
     if isinstance(reason, str):
         record.finish_reasons = [_RESPONSES_REASONS.get(reason, reason)]
@@ -383,37 +379,37 @@ def observe_chunk(span: Span, chunk: Any) -> None:
     if record is None:
         return
     try:
-        kind = _get(chunk, "type")
+        kind = get_field(chunk, "type")
         if kind is None:
             _observe_chat_chunk(record, chunk)
         elif kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):
-            response = _get(chunk, "response")
-            record.response_id = _get(response, "id") or record.response_id
-            record.response_model = _get(response, "model") or record.response_model
+            response = get_field(chunk, "response")
+            record.response_id = get_field(response, "id") or record.response_id
+            record.response_model = get_field(response, "model") or record.response_model
             if kind != "response.created":
                 _responses_reason(record, response)
         elif kind == "response.output_text.delta" and record.output is not None:
-            record.output.setdefault(0, []).append(_get(chunk, "delta") or "")
+            record.output.setdefault(0, []).append(get_field(chunk, "delta") or "")
     except Exception:
         logger.debug("tokenmw: could not read a stream chunk for telemetry", exc_info=True)
 
 
 def _observe_chat_chunk(record: _CallRecord, chunk: Any) -> None:
     if record.response_id is None:
-        record.response_id = _get(chunk, "id")
-        record.response_model = _get(chunk, "model")
-    choices = _get(chunk, "choices")
+        record.response_id = get_field(chunk, "id")
+        record.response_model = get_field(chunk, "model")
+    choices = get_field(chunk, "choices")
     if not choices:
         return
     for choice in choices:
-        reason = _get(choice, "finish_reason")
+        reason = get_field(choice, "finish_reason")
         if reason is not None:
             record.finish_reasons.append(reason)
         if record.output is not None:
-            delta = _get(choice, "delta")
-            text = _get(delta, "content") if delta is not None else None
+            delta = get_field(choice, "delta")
+            text = get_field(delta, "content") if delta is not None else None
             if text:
-                record.output.setdefault(_get(choice, "index") or 0, []).append(text)
+                record.output.setdefault(get_field(choice, "index") or 0, []).append(text)
 
 
 # -- hook spans ----------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -22,6 +21,8 @@ import uuid
 from pathlib import Path
 
 import tiktoken
+
+from ._litellm_files import bundled_path
 
 __all__ = ["DEFAULT_ENCODING", "encoding_for", "encoding_for_async", "encoding_name_for", "preload"]
 
@@ -87,7 +88,7 @@ def encoding_name_for(model_or_encoding: str | None) -> str:
     cached = _name_cache.get(model_or_encoding)
     if cached is not None:
         return cached
-    name = _resolve_name(model_or_encoding)
+    name = _resolve_name(model_or_encoding) or DEFAULT_ENCODING
     if len(_name_cache) < 4096:
         _name_cache[model_or_encoding] = name
     return name
@@ -95,10 +96,10 @@ def encoding_name_for(model_or_encoding: str | None) -> str:
 
 def is_known_model(model: str | None) -> bool:
     """Whether ``model`` maps to an encoding by name rather than by the default guess."""
-    return bool(model) and _resolve_name(model, default=None) is not None  # type: ignore[arg-type]
+    return model is not None and _resolve_name(model) is not None
 
 
-def _resolve_name(model: str, default: str | None = DEFAULT_ENCODING) -> str | None:
+def _resolve_name(model: str) -> str | None:
     if model in _KNOWN_ENCODINGS:
         return model
     base = model.rsplit("/", 1)[-1]  # "openai/gpt-4o" (litellm, proxies) -> "gpt-4o"
@@ -110,7 +111,7 @@ def _resolve_name(model: str, default: str | None = DEFAULT_ENCODING) -> str | N
     for prefix, name in _MODEL_PREFIXES:
         if base.startswith(prefix):
             return name
-    return default
+    return None
 
 
 def encoding_for(model_or_encoding: str | None = None) -> tiktoken.Encoding:
@@ -185,21 +186,6 @@ def _tiktoken_cache_dir() -> Path | None:
     return Path(cache_dir) if cache_dir else None
 
 
-def _bundled_tokenizer_dir() -> Path | None:
-    # find_spec on a top-level name locates the package without executing its __init__.
-    try:
-        spec = importlib.util.find_spec("litellm")
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        candidate = Path(location) / "litellm_core_utils" / "tokenizers"
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def _seed_tiktoken_cache(url: str) -> None:
     """Put litellm's bundled copy where tiktoken looks, so tiktoken loads (and hash-checks) it offline."""
     cache_dir = _tiktoken_cache_dir()
@@ -209,8 +195,7 @@ def _seed_tiktoken_cache(url: str) -> None:
     target = cache_dir / key
     if target.exists():
         return
-    bundled_dir = _bundled_tokenizer_dir()
-    source = bundled_dir / key if bundled_dir else None
+    source = bundled_path(f"litellm_core_utils/tokenizers/{key}")
     if source is None or not source.is_file():
         return
     try:

@@ -14,6 +14,7 @@ from typing import Any
 
 from . import _prices
 from ._call import CallUsage
+from ._fields import get_field
 
 __all__ = ["ModelUsage", "Usage", "reported_usage"]
 
@@ -131,36 +132,31 @@ def reported_usage(obj: Any, into: CallUsage) -> bool:
     Works on openai objects (chat and Responses), LiteLLM's ``ModelResponse`` and plain dicts.
     Returns whether usage was found.
     """
-    usage = _get(obj, "usage")
+    usage = get_field(obj, "usage")
     if usage is None:
         # Responses API stream: the final event carries the whole response.
-        inner = _get(obj, "response")
-        usage = _get(inner, "usage") if inner is not None else None
+        inner = get_field(obj, "response")
+        usage = get_field(inner, "usage") if inner is not None else None
         if usage is None:
             return False
-    prompt = _get(usage, "prompt_tokens")
+    prompt = get_field(usage, "prompt_tokens")
     if prompt is None:
-        prompt = _get(usage, "input_tokens")
-    completion = _get(usage, "completion_tokens")
+        prompt = get_field(usage, "input_tokens")
+    completion = get_field(usage, "completion_tokens")
     if completion is None:
-        completion = _get(usage, "output_tokens")
+        completion = get_field(usage, "output_tokens")
     if prompt is None and completion is None:
         return False
     into.input_tokens_reported = prompt
     into.output_tokens = completion
     into.output_tokens_estimated = False
-    details = _get(usage, "prompt_tokens_details") or _get(usage, "input_tokens_details")
-    cached = _get(details, "cached_tokens") if details is not None else None
+    details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
+    cached = get_field(details, "cached_tokens") if details is not None else None
     if cached is not None:
         into.cached_input_tokens = cached
-    out_details = _get(usage, "completion_tokens_details") or _get(usage, "output_tokens_details")
-    reasoning = _get(out_details, "reasoning_tokens") if out_details is not None else None
+    out_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+    reasoning = get_field(out_details, "reasoning_tokens") if out_details is not None else None
     if reasoning is not None:
         into.reasoning_tokens = reasoning
     return True
 
-
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)

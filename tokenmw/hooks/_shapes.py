@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any, get_args
 
+from .._fields import get_field as get
+
 __all__ = [
     "TEXT_ITEMS",
     "build",
@@ -26,13 +28,6 @@ __all__ = [
 
 TEXT_ITEMS = frozenset({"message", "reasoning"})
 """Responses output items that are text or reasoning; any other kind is a tool call of some sort."""
-
-
-def get(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``; ``None`` when absent."""
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def replace(obj: Any, **changes: Any) -> Any:

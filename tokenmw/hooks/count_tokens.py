@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _prices
 from .._counting import plan_request
 from .._errors import TokenBudgetExceeded
+from .._fields import get_field
 from .._hook import Hook
 from .._telemetry import annotate_tokens
 from .._text_cache import cache_for
@@ -106,39 +107,34 @@ class CountTokens(Hook):
         usage.output_tokens_estimated = True
 
 
-def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
 
 def _delta_text(chunk: Any) -> str | None:
     """The generated text a stream chunk (chat) or event (Responses) carries."""
-    kind = _get(chunk, "type")
+    kind = get_field(chunk, "type")
     if isinstance(kind, str):
         if kind in _TEXT_EVENTS:
-            delta = _get(chunk, "delta")
+            delta = get_field(chunk, "delta")
             return delta if isinstance(delta, str) else None
         if kind.startswith("response."):
             return None
-    choices = _get(chunk, "choices")
+    choices = get_field(chunk, "choices")
     if not choices:
         return None
     pieces: list[str] = []
     for choice in choices:
-        delta = _get(choice, "delta")
+        delta = get_field(choice, "delta")
         if delta is None:
             continue
-        content = _get(delta, "content")
+        content = get_field(delta, "content")
         if isinstance(content, str):
             pieces.append(content)
-        tool_calls = _get(delta, "tool_calls")
+        tool_calls = get_field(delta, "tool_calls")
         if tool_calls:
             for tool_call in tool_calls:
-                fn = _get(tool_call, "function")
+                fn = get_field(tool_call, "function")
                 if fn is not None:
                     for key in ("name", "arguments"):
-                        value = _get(fn, key)
+                        value = get_field(fn, key)
                         if isinstance(value, str):
                             pieces.append(value)
     return pieces[0] if len(pieces) == 1 else "".join(pieces)
@@ -146,36 +142,37 @@ def _delta_text(chunk: Any) -> str | None:
 
 def _reply_texts(response: Any) -> list[str] | None:
     """The generated texts of a complete response of either API; ``None`` for an unknown shape."""
-    choices = _get(response, "choices")
+    choices = get_field(response, "choices")
     if isinstance(choices, list):
         texts: list[str] = []
         for choice in choices:
-            message = _get(choice, "message")
+            message = get_field(choice, "message")
             if message is None:
                 continue
             for key in ("content", "refusal"):
-                value = _get(message, key)
+                value = get_field(message, key)
                 if isinstance(value, str) and value:
                     texts.append(value)
-            for tool_call in _get(message, "tool_calls") or ():
-                fn = _get(tool_call, "function")
+            for tool_call in get_field(message, "tool_calls") or ():
+                fn = get_field(tool_call, "function")
                 if fn is not None:
-                    texts.extend(v for v in (_get(fn, "name"), _get(fn, "arguments")) if isinstance(v, str))
+                    pieces = (get_field(fn, "name"), get_field(fn, "arguments"))
+                    texts.extend(v for v in pieces if isinstance(v, str))
         return texts
-    output = _get(response, "output")
+    output = get_field(response, "output")
     if isinstance(output, list):
         texts = []
         for item in output:
-            kind = _get(item, "type")
+            kind = get_field(item, "type")
             if kind == "message":
-                for part in _get(item, "content") or ():
+                for part in get_field(item, "content") or ():
                     for key in ("text", "refusal"):
-                        value = _get(part, key)
+                        value = get_field(part, key)
                         if isinstance(value, str) and value:
                             texts.append(value)
             elif kind in ("function_call", "custom_tool_call"):
                 for key in ("name", "arguments", "input"):
-                    value = _get(item, key)
+                    value = get_field(item, key)
                     if isinstance(value, str) and value:
                         texts.append(value)
         return texts

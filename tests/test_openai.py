@@ -363,3 +363,47 @@ async def test_concurrent_async_calls_keep_their_own_context(async_client: opena
 def test_wrap_rejects_what_is_not_a_client() -> None:
     with pytest.raises(TypeError, match="wrap_litellm"):
         Middleware([]).wrap(object())
+
+
+class Suspending(Hook):
+    """Marked for the sync fast path, yet really suspends: the call must finish on the loop."""
+
+    name = "suspending"
+    sync_fast_path = True
+
+    def __init__(self) -> None:
+        self.tasks: list[bool] = []
+
+    async def before(self, call: Call) -> None:
+        await asyncio.sleep(0)  # a bare yield
+        call.state["thread_result"] = await asyncio.to_thread(lambda: "from a thread")
+        self.tasks.append(asyncio.current_task() is not None)
+
+    async def after(self, call: Call, response: Any) -> Any:
+        assert call.state["thread_result"] == "from a thread"
+        return response
+
+
+def test_sync_fast_path_falls_back_to_the_loop_when_a_hook_suspends(sync_client: openai.OpenAI) -> None:
+    hook = Suspending()
+    mw = Middleware([hook], on_hook_error="raise")
+    assert mw.sync_fast_path
+    client = mw.wrap(sync_client)
+    for _ in range(3):
+        resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert resp.choices
+    assert hook.tasks == [True, True, True]  # after suspending, the rest ran as a loop task
+    assert mw.hook_times.snapshot()[("suspending", "after")].runs == 3
+
+
+def test_hooks_without_the_mark_always_get_a_task(sync_client: openai.OpenAI) -> None:
+    seen: list[bool] = []
+
+    class NeedsTask(Hook):
+        async def before(self, call: Call) -> None:
+            seen.append(asyncio.current_task() is not None)
+
+    mw = Middleware([NeedsTask()])
+    assert not mw.sync_fast_path
+    mw.wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert seen == [True]

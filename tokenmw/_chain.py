@@ -84,6 +84,8 @@ class Middleware:
             lay for lay in reversed(self._layers) if "on_stream_end" in defined_phases(lay.hook)
         )
         self._logged_failures: set[tuple[int, str]] = set()
+        self.sync_fast_path = all(h.sync_fast_path for h in hooks)
+        """Whether sync clients may step this chain by hand (see ``Hook.sync_fast_path``)."""
 
     def __repr__(self) -> str:
         names = ", ".join(lay.name for lay in self._layers)

@@ -14,11 +14,9 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from typing import Any
 
 __all__ = ["run_demo_cli"]
@@ -141,6 +139,7 @@ def run_demo_cli(argv: Sequence[str] | None = None) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from openai import AsyncOpenAI
 
+    from .server import server_process
     from .telemetry import setup_from_env
 
     setup_from_env("tokenmw-demo")  # spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set
@@ -152,7 +151,7 @@ async def _demo(args: argparse.Namespace) -> int:
         else:
             # The server runs in its own process, as a real API would: its work is not billed to
             # the client process whose time we compare.
-            base_url = stack.enter_context(_server_process(args.latency, args.reply_words))
+            base_url = stack.enter_context(server_process(latency=args.latency, reply_words=args.reply_words))
             raw = AsyncOpenAI(api_key="demo", base_url=base_url, max_retries=0)
             where = f"the embedded server at {base_url} (latency {args.latency * 1000:.0f} ms/call)"
         calls = args.agents * args.turns
@@ -179,24 +178,6 @@ async def _demo(args: argparse.Namespace) -> int:
     # Every round makes the same calls: the token figures are those of the last round.
     _print_report(args, statistics.median(raw_times), statistics.median(mw_times), raw_usage, mw)
     return 0
-
-
-@contextmanager
-def _server_process(latency: float, reply_words: int) -> Iterator[str]:
-    command = [
-        sys.executable, "-m", "tokenmw.server", "--port", "0",
-        "--latency", str(latency), "--reply-words", str(reply_words),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        base_url = process.stdout.readline().strip()
-        if not base_url.startswith("http"):
-            raise RuntimeError("tokenmw demo: the embedded server did not start")
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 class _UsageTally:

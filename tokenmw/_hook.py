@@ -30,6 +30,12 @@ class Hook:
     name: ClassVar[str] = "hook"
     """Shown on the hook's spans as ``tokenmw.hook.name``."""
 
+    sync_fast_path: ClassVar[bool] = False
+    """Set to True when the hook's async phases await nothing that needs a current asyncio Task
+    (plain asyncio futures, ``asyncio.sleep``, ``asyncio.to_thread`` are fine; ``asyncio.timeout``,
+    anyio, sniffio-based clients such as httpx are not). With every hook so marked, sync clients
+    skip the event-loop task per call (~0.1 ms)."""
+
     async def before(self, call: Call) -> None:
         """Change ``call.request`` before it is sent."""
 

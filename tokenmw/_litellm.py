@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _tokenizer
 from ._call import Call
-from ._sync import run_sync
+from ._sync import call_blocking, run_sync
 
 if TYPE_CHECKING:
     from ._chain import Middleware
@@ -66,9 +66,11 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
                 return fn(*args, **kwargs)
 
             async def send(call: Call) -> Any:
-                return fn(**call.request)
+                return call_blocking(fn, **call.request)
 
-            return run_sync(middleware.run(new_call(request), send, sync_caller=True))
+            return run_sync(
+                middleware.run(new_call(request), send, sync_caller=True), fast=middleware.sync_fast_path
+            )
 
         wrapper = sync_wrapper
     wrapper.__tokenmw_middleware__ = middleware

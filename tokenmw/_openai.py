@@ -16,7 +16,7 @@ import wrapt
 
 from . import _tokenizer
 from ._call import Call, Operation
-from ._sync import run_sync
+from ._sync import call_blocking, run_sync
 
 if TYPE_CHECKING:
     from ._chain import Middleware
@@ -141,13 +141,15 @@ class _SyncCreateProxy(_CreateProxy):
         raw: list[Any] = []
 
         async def send(call: Call) -> Any:
-            result = original(**call.request)
+            result = call_blocking(original, **call.request)
             if mode is not None:
                 raw.append(result)
                 return result.parse()
             return result
 
-        result = run_sync(self._self_mw.run(self._call(kwargs), send, sync_caller=True))
+        result = run_sync(
+            self._self_mw.run(self._call(kwargs), send, sync_caller=True), fast=self._self_mw.sync_fast_path
+        )
         return _rewrap_raw(raw, result)
 
 

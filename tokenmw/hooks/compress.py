@@ -39,6 +39,7 @@ class Compress(Hook):
     """
 
     name = "compress"
+    sync_fast_path = True
 
     def __init__(
         self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None

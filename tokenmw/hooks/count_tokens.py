@@ -47,6 +47,7 @@ class CountTokens(Hook):
     """
 
     name = "count_tokens"
+    sync_fast_path = True
 
     def __init__(self, max_input_tokens: int | None = None) -> None:
         if max_input_tokens is not None and max_input_tokens < 0:

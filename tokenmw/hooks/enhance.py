@@ -30,6 +30,7 @@ class Enhance(Hook):
     ``instructions`` for the Responses API; nothing when it is already there."""
 
     name = "enhance"
+    sync_fast_path = True
 
     def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
         if max_words is not None and (isinstance(max_words, bool) or max_words <= 0):

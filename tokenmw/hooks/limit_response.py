@@ -104,6 +104,7 @@ class LimitResponse(Hook):
     """
 
     name = "limit_response"
+    sync_fast_path = True
 
     def __init__(
         self,

@@ -48,8 +48,17 @@ From a shell: ``tokenmw serve`` or ``python -m tokenmw.server`` (``--port``, ``-
 """
 
 from ._cli import run_cli
+from ._process import server_process
 from ._records import RequestRecord, StreamRecord
 from ._server import EmbeddedServer, serve
 from ._settings import ServerSettings
 
-__all__ = ["EmbeddedServer", "RequestRecord", "ServerSettings", "StreamRecord", "run_cli", "serve"]
+__all__ = [
+    "EmbeddedServer",
+    "RequestRecord",
+    "ServerSettings",
+    "StreamRecord",
+    "run_cli",
+    "serve",
+    "server_process",
+]

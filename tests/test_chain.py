@@ -220,3 +220,56 @@ async def test_hook_times_add_up_each_phase() -> None:
     assert mw.hook_times.total_seconds == pytest.approx(sum(t.seconds for t in times.values()))
     mw.hook_times.reset()
     assert mw.hook_times.snapshot() == {}
+
+
+async def test_a_wrap_bug_after_a_successful_retry_is_still_skipped() -> None:
+    attempts: list[int] = []
+
+    async def flaky(call: Call) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("first attempt fails")
+        return "second"
+
+    class RetryThenBug(Hook):
+        async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+            try:
+                await call_next(call)
+            except ConnectionError:
+                await call_next(call)
+            raise KeyError("the hook's own bug")
+
+    assert await Middleware([RetryThenBug()]).run(new_call(), flaky) == "second"
+
+
+async def test_a_wrap_hook_may_hedge_with_parallel_calls() -> None:
+    import asyncio
+
+    class Hedge(Hook):
+        name = "hedge"
+
+        async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+            first, second = await asyncio.gather(call_next(call), call_next(call))
+            return first
+
+    log: list[str] = []
+    mw = Middleware([Hedge()])
+    assert await mw.run(new_call(), make_send(log)) == "reply"
+    assert log == ["send", "send"]
+    assert mw.hook_times.snapshot()[("hedge", "wrap")].runs == 1
+
+
+async def test_a_failing_wrap_is_bypassed_with_the_request_it_found() -> None:
+    sent: list[Any] = []
+
+    class ChangeThenFail(Hook):
+        async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
+            call.request["messages"] = "half-changed"
+            raise RuntimeError("boom")
+
+    async def send(call: Call) -> str:
+        sent.append(call.request["messages"])
+        return "reply"
+
+    await Middleware([ChangeThenFail()]).run(new_call(), send)
+    assert sent == [[{"role": "user", "content": "hi"}]]

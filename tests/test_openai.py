@@ -407,3 +407,103 @@ def test_hooks_without_the_mark_always_get_a_task(sync_client: openai.OpenAI) ->
     assert not mw.sync_fast_path
     mw.wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert seen == [True]
+
+
+def test_azure_clients_are_wrapped_and_named_for_telemetry(live_server: EmbeddedServer) -> None:
+    seen: list[str] = []
+
+    class Provider(Hook):
+        async def before(self, call: Call) -> None:
+            seen.append(call.provider)
+
+    azure = openai.AzureOpenAI(
+        api_key="test-key", azure_endpoint=live_server.url, api_version="2024-10-21", max_retries=0
+    )
+    client = Middleware([Provider()]).wrap(azure)
+    assert isinstance(client, openai.AzureOpenAI)
+    with pytest.raises(openai.NotFoundError):  # the embedded server has no Azure deployment paths
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert seen == ["azure.ai.openai"]
+
+
+def test_interrupted_sync_call_is_never_sent_later(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    import _thread
+    import threading
+    import time
+
+    class Slow(Hook):
+        sync_fast_path = True
+
+        async def before(self, call: Call) -> None:
+            if call.request["messages"][-1]["content"] == "first":
+                await asyncio.to_thread(time.sleep, 0.5)
+
+    client = Middleware([Slow()]).wrap(sync_client)
+    timer = threading.Timer(0.1, _thread.interrupt_main)  # Ctrl-C while the loop waits
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "first"}])
+    timer.join()
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "second"}])
+    assert [r.body["messages"][-1]["content"] for r in live_server.requests] == ["second"]
+
+
+def test_client_level_raw_response_runs_the_hooks(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    hook = Marker()
+    client = Middleware([hook]).wrap(sync_client)
+    raw = client.with_raw_response.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(raw.parse(), ChatCompletion)
+    raw = client.with_raw_response.responses.create(model="gpt-4o-mini", input="Hi")
+    assert isinstance(raw.parse(), Response)
+    assert hook.counts["before"] == hook.counts["after"] == 2
+    assert last_user_text(live_server).endswith(MARK)
+
+
+class EndFails(Hook):
+    name = "end_fails"
+
+    def on_stream_end(self, call: Call, outcome: tokenmw.StreamOutcome) -> None:
+        raise RuntimeError("broken end")
+
+
+def test_strict_failing_stream_end_still_ends_the_call(sync_client: openai.OpenAI) -> None:
+    hook = Marker()
+    mw = Middleware([hook, EndFails()], on_hook_error="raise")
+    stream = mw.wrap(sync_client).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, stream=True
+    )
+    with pytest.raises(RuntimeError, match="broken end"):
+        list(stream)
+    assert hook.outcomes == ["completed"]  # the other end hook still ran
+    assert mw.usage.calls == 1
+
+
+class ChunkRefuses(Hook):
+    name = "chunk_refuses"
+
+    def on_chunk(self, call: Call, chunk: Any) -> Any:
+        raise tokenmw.TokenmwError("no more")
+
+
+async def test_refusing_chunk_hook_ends_the_stream(
+    async_client: openai.AsyncOpenAI, live_server: EmbeddedServer
+) -> None:
+    hook = Marker()
+    mw = Middleware([ChunkRefuses(), hook])  # hook sees chunks first (reverse order)
+    stream = await mw.wrap(async_client).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-tokenmw-chunk-delay": "0.01", "x-tokenmw-reply-words": "200"},
+    )
+    with pytest.raises(tokenmw.TokenmwError):
+        await stream.__anext__()
+    assert hook.outcomes == ["error"]
+    assert mw.usage.calls == 0
+    record = live_server.streams[-1]
+    assert record.wait(5)
+    assert record.disconnected and record.chunks_sent < record.chunks_total

@@ -186,15 +186,15 @@ class Middleware:
         # runs, and what runs inside ``call_next`` stays a child of the call span.
         segment = _WrapSegment(self, layer, span)
         next_result: list[Any] = []
-        next_failed = False
+        next_errors: list[BaseException] = []  # what call_next raised: not the hook's failure
+        saved_request = dict(call.request)
 
         async def call_next(next_call: Call) -> Any:
-            nonlocal next_failed
             segment.pause()
             try:
                 result = await self._dispatch(i + 1, next_call, send, span)
-            except BaseException:
-                next_failed = True
+            except BaseException as error:
+                next_errors.append(error)
                 raise
             finally:
                 segment.resume()
@@ -208,11 +208,13 @@ class Middleware:
         except TokenmwError:
             raise
         except Exception as error:
-            if next_failed:
+            if any(error is e for e in next_errors):
                 raise  # the model call (or a later layer) failed; the hook only passed it on
             self._hook_failed(layer, "wrap", error, segment.span)
             if next_result:
                 return next_result[0]
+            call.request.clear()  # bypass the hook with the request as it found it
+            call.request.update(saved_request)
             return await self._dispatch(i + 1, call, send, span)
         finally:
             segment.pause()
@@ -253,9 +255,14 @@ class Middleware:
 
 
 class _WrapSegment:
-    """The running part of a ``wrap`` hook: timed, and traced as a span when the call is."""
+    """The running part of a ``wrap`` hook: timed, and traced as a span when the call is.
 
-    __slots__ = ("call_span", "layer", "mw", "span", "started", "token")
+    The segment span is not made current: ``call_next`` may run in other tasks (a hedging hook
+    gathers two), and a context attached in one task cannot be detached in another. So the rest
+    of the chain stays a child of the call span, and so does anything the hook itself traces.
+    """
+
+    __slots__ = ("call_span", "layer", "mw", "paused", "span", "started")
 
     def __init__(self, mw: Middleware, layer: _Layer, call_span: Span | None) -> None:
         self.mw = mw
@@ -263,27 +270,28 @@ class _WrapSegment:
         self.call_span = call_span
         self.span: Span | None = None
         self.started = 0
-        self.token: Any = None
+        self.paused = 1  # calls to call_next in flight (+1 before the hook starts); >0: not running
 
     def resume(self) -> None:
-        """The hook's code runs (again): start timing, and a span current for its own children."""
+        """The hook's code runs (again). With several ``call_next`` in flight at once, that is when
+        the last of them returns."""
+        self.paused -= 1
+        if self.paused:
+            return
         self.started = perf_counter_ns()
         if self.call_span is not None:
             self.span = tel.start_hook_span(self.layer.name, "wrap")
-            self.token = otel_context.attach(trace.set_span_in_context(self.span))
 
     def pause(self) -> None:
-        """The hook hands over (``call_next``) or returns: stop timing, end the segment's span and
-        restore the context, so the rest of the chain runs under the call span, not the hook's."""
+        """The hook hands over (``call_next``) or returns: stop timing and end the segment's span."""
+        self.paused += 1
         if not self.started:
             return
         self.mw.hook_times.add(self.layer.name, "wrap", perf_counter_ns() - self.started, runs=0)
         self.started = 0
         if self.span is not None:
-            otel_context.detach(self.token)
             tel.end_hook_span(self.span)
             self.span = None
-            self.token = None
 
 
 _DROP = object()
@@ -353,6 +361,7 @@ class _StreamRun:
         times = self.mw.hook_times
         for layer, ns in zip(self.mw._chunk_hooks, self.chunk_ns, strict=True):
             times.add(layer.name, "on_chunk", ns, runs=self.chunks)
+        first_error: BaseException | None = None  # raised (strict mode) once the call has ended
         try:
             for layer in self.mw._end_hooks:
                 started = perf_counter_ns()
@@ -362,13 +371,18 @@ class _StreamRun:
                     if outcome == "abandoned":  # at garbage collection nobody can catch it
                         logger.debug("tokenmw: on_stream_end failed", exc_info=hook_error)
                         continue
-                    self.mw._chunk_failed(layer, "on_stream_end", hook_error)
+                    try:
+                        self.mw._chunk_failed(layer, "on_stream_end", hook_error)
+                    except Exception as strict_error:
+                        first_error = first_error or strict_error
                 finally:
                     times.add(layer.name, "on_stream_end", perf_counter_ns() - started)
         finally:
             if token is not None:
                 otel_context.detach(token)
-        self.mw._finish(self.call, self.span, error=error)
+            self.mw._finish(self.call, self.span, error=error)
+        if first_error is not None:
+            raise first_error
 
 
 DROP = _DROP

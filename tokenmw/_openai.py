@@ -47,6 +47,8 @@ class _ClientProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_mw = mw
         self._self_chat: Any = None
         self._self_responses: Any = None
+        self._self_raw: Any = None
+        self._self_streaming: Any = None
 
     @property
     def chat(self) -> Any:
@@ -61,6 +63,20 @@ class _ClientProxy(wrapt.ObjectProxy):  # type: ignore[misc]
                 self.__wrapped__.responses, self._self_mw, "responses", self.__wrapped__
             )
         return self._self_responses
+
+    @property
+    def with_raw_response(self) -> Any:
+        # openai builds this from the client's resources; built from the proxy, its
+        # ``chat.completions.create`` and ``responses.create`` go through the chain.
+        if self._self_raw is None:
+            self._self_raw = type(self.__wrapped__.with_raw_response)(self)
+        return self._self_raw
+
+    @property
+    def with_streaming_response(self) -> Any:
+        if self._self_streaming is None:
+            self._self_streaming = type(self.__wrapped__.with_streaming_response)(self)
+        return self._self_streaming
 
     def with_options(self, *args: Any, **kwargs: Any) -> Any:
         return _ClientProxy(self.__wrapped__.with_options(*args, **kwargs), self._self_mw)
@@ -101,6 +117,9 @@ class _CreateProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_mw = mw
         self._self_operation: Operation = operation
         self._self_client = client
+        # GenAI semantic conventions name Azure OpenAI apart from OpenAI.
+        azure = isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
+        self._self_provider = "azure.ai.openai" if azure else "openai"
         self._self_raw: Any = None
         self._self_streaming: Any = None
 
@@ -119,7 +138,7 @@ class _CreateProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         return self._self_streaming
 
     def _call(self, kwargs: dict[str, Any]) -> Call:
-        return Call(kwargs, self._self_operation, client=self._self_client)
+        return Call(kwargs, self._self_operation, provider=self._self_provider, client=self._self_client)
 
 
 def _raw_mode(kwargs: dict[str, Any]) -> str | None:

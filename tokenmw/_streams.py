@@ -49,7 +49,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         pending = self._self_pending
         while True:
             if pending:
-                chunk = run.feed(pending.popleft())
+                chunk = self._self_feed(pending.popleft())
                 if chunk is not DROP:
                     return chunk
                 continue
@@ -64,7 +64,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 run.finish("error", error)
                 raise
-            chunk = run.feed(chunk)
+            chunk = self._self_feed(chunk)
             final = run.take_stop_request()
             if final is not None:
                 self._self_upstream_done = True
@@ -72,6 +72,18 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
                 pending.extend(final)
             if chunk is not DROP:
                 return chunk
+
+    def _self_feed(self, chunk: Any) -> Any:
+        # A hook that raises here (strict mode, or a deliberate refusal) ends the stream.
+        try:
+            return self._self_run.feed(chunk)
+        except BaseException as error:
+            self._self_upstream_done = True
+            try:
+                _close_sync(self.__wrapped__)
+            finally:
+                self._self_run.finish("error", error)
+            raise
 
     def close(self) -> None:
         """Close the upstream response and end the call."""
@@ -111,7 +123,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         pending = self._self_pending
         while True:
             if pending:
-                chunk = run.feed(pending.popleft())
+                chunk = await self._self_feed(pending.popleft())
                 if chunk is not DROP:
                     return chunk
                 continue
@@ -126,7 +138,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
             except BaseException as error:
                 run.finish("error", error)
                 raise
-            chunk = run.feed(chunk)
+            chunk = await self._self_feed(chunk)
             final = run.take_stop_request()
             if final is not None:
                 self._self_upstream_done = True
@@ -134,6 +146,17 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
                 pending.extend(final)
             if chunk is not DROP:
                 return chunk
+
+    async def _self_feed(self, chunk: Any) -> Any:
+        try:
+            return self._self_run.feed(chunk)
+        except BaseException as error:
+            self._self_upstream_done = True
+            try:
+                await _close_async(self.__wrapped__)
+            finally:
+                self._self_run.finish("error", error)
+            raise
 
     async def close(self) -> None:
         """Close the upstream response and end the call."""

@@ -64,17 +64,33 @@ def run_sync(coro: Coroutine[Any, Any, T], *, fast: bool = False) -> T:
 def _run_here(coro: Coroutine[Any, Any, T], fast: bool) -> T:
     loop = _thread_loop()
     if not fast or not _CREATE_TASK_TAKES_CONTEXT:
-        return loop.run_until_complete(coro)
+        return _complete(loop, loop.create_task(coro))
     ctx = contextvars.copy_context()
     asyncio._set_running_loop(loop)  # hooks' asyncio calls find this thread's loop
     try:
         awaited = ctx.run(coro.send, None)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
+    except BaseException:
+        coro.close()
+        raise
     finally:
         asyncio._set_running_loop(None)
     task = loop.create_task(_resume(coro, awaited), context=ctx)  # type: ignore[call-arg]
-    return loop.run_until_complete(task)
+    return _complete(loop, task)
+
+
+def _complete(loop: asyncio.AbstractEventLoop, task: asyncio.Task[T]) -> T:
+    """Run ``task`` to its end; if the caller is interrupted (Ctrl-C), cancel it first, so an
+    abandoned call is never resumed, and sent, by the thread's next call."""
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(task)
+        raise
 
 
 async def _resume(coro: Coroutine[Any, Any, T], awaited: Any) -> T:

@@ -249,7 +249,7 @@ async def test_a_wrap_hook_may_hedge_with_parallel_calls() -> None:
         name = "hedge"
 
         async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:
-            first, second = await asyncio.gather(call_next(call), call_next(call))
+            first, _ = await asyncio.gather(call_next(call), call_next(call))
             return first
 
     log: list[str] = []

@@ -132,3 +132,30 @@ async def test_server_receives_the_instruction(
     client = Middleware([Enhance(max_words=150)]).wrap(async_client)
     await client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
     assert live_server.requests[-1].body["messages"][0] == {"role": "system", "content": WORDS}
+
+
+async def test_system_message_given_as_an_sdk_object_is_left_alone() -> None:
+    from pydantic import BaseModel
+
+    class Message(BaseModel):
+        role: str
+        content: str
+
+    messages = [Message(role="system", content="sys"), {"role": "user", "content": "hi"}]
+    call = Call({"model": "gpt-4o", "messages": messages}, "chat")
+    await Enhance(max_words=50).before(call)
+    assert call.request["messages"] == messages  # no second system message in front of it
+
+
+async def test_instruction_is_not_added_twice_after_compress() -> None:
+    from tokenmw import Compress
+
+    enhance, compress = Enhance(instruction="Use  two  spaces."), Compress(min_tokens=0)
+    history = [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"}]
+    call = Call({"model": "gpt-4o", "messages": history}, "chat")
+    await enhance.before(call)
+    await compress.before(call)
+    sent = call.request["messages"]
+    again = Call({"model": "gpt-4o", "messages": [*sent, {"role": "user", "content": "more"}]}, "chat")
+    await enhance.before(again)
+    assert again.request["messages"][0]["content"].count("Use two spaces.") == 1

@@ -734,3 +734,26 @@ async def test_litellm_async_stream_stops_upstream(
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == shown_by_stream(CAP)
     assert chunks[-1].choices[0].finish_reason == "length"
     server_stream_cut_short(live_server)
+
+
+async def test_review_allowed_tools_required_is_a_forced_tool_call() -> None:
+    from tokenmw import Call, LimitResponse
+
+    request = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}},
+    }
+    call = Call(dict(request), "chat")
+    await LimitResponse(max_tokens=50).before(call)
+    assert "max_completion_tokens" not in call.request
+
+
+async def test_review_explicit_none_cap_is_replaced_not_sent_beside_ours() -> None:
+    from tokenmw import Call, LimitResponse
+
+    messages = [{"role": "user", "content": "hi"}]
+    call = Call({"model": "gpt-4o", "messages": messages, "max_tokens": None}, "chat")
+    await LimitResponse(max_tokens=50).before(call)
+    assert call.request.get("max_completion_tokens") == 50
+    assert "max_tokens" not in call.request

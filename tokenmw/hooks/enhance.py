@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
+from .._fields import get_field
 from .._hook import Hook
 from .._telemetry import annotate_tokens
 
@@ -39,7 +40,9 @@ class Enhance(Hook):
         if max_words is not None:
             parts.append(f"Answer in at most {max_words} words.")
         if instruction is not None and instruction.strip():
-            parts.append(instruction.strip())
+            # Whitespace as Compress leaves it, so the instruction is found again in a history
+            # that went through Compress (else it would be added a second time).
+            parts.append(" ".join(instruction.split()))
         self.max_words = max_words
         self.instruction = instruction
         self.text = " ".join(parts)
@@ -73,7 +76,9 @@ def with_instruction(messages: list[Any], text: str) -> list[Any] | None:
     """A new message list carrying ``text`` at the end of the first system/developer message, or
     ``None`` when it already carries it or that message has a shape we do not know."""
     for i, message in enumerate(messages):
-        if isinstance(message, Mapping) and message.get("role") in _SYSTEM_ROLES:
+        if get_field(message, "role") in _SYSTEM_ROLES:
+            if not isinstance(message, Mapping):
+                return None  # an SDK object we cannot rebuild: leave the request as it is
             content = _appended(message.get("content"), text)
             if content is None:
                 return None

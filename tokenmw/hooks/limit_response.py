@@ -208,6 +208,9 @@ def _cap_value(value: Any) -> int | None:
 def _set_cap(request: dict[str, Any], params: tuple[str, ...], cap: int) -> int:
     """Lower every cap the caller set to ``cap`` (or set the preferred one); the cap now in force."""
     present = [name for name in params if _cap_value(request.get(name)) is not None]
+    for name in params:
+        if name in request and request[name] is None:
+            del request[name]  # an explicit "no cap" next to the one we set would confuse servers
     if not present:
         request[params[0]] = cap
         return cap
@@ -226,9 +229,14 @@ def _protected_request(request: dict[str, Any]) -> str | None:
     if text is not None and get(get(text, "format"), "type") in _STRUCTURED_FORMATS:
         return "structured_output"
     choice = request.get("tool_choice")
+    allowed = choice.get("allowed_tools") if isinstance(choice, dict) else None
     if choice == "required" or (
         isinstance(choice, dict)
-        and (choice.get("mode") == "required" or choice.get("type") in ("function", "custom"))
+        and (
+            choice.get("mode") == "required"
+            or choice.get("type") in ("function", "custom")
+            or (isinstance(allowed, dict) and allowed.get("mode") == "required")
+        )
     ):
         return "forced_tool_call"
     if isinstance(request.get("function_call"), dict):

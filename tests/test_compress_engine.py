@@ -301,3 +301,108 @@ def test_cut_moves_in_steps_so_the_prefix_stays_put() -> None:
     points = list(range(2, 41))
     cuts = {choose_cut(sizes, 1, points, excess=e, step=500) for e in range(1, 501, 25)}
     assert len(cuts) == 1
+
+
+# -- regressions ---------------------------------------------------------------------------------------
+
+
+def test_markers_after_a_cut_name_the_place_in_the_list_as_sent() -> None:
+    out = long_output("read")
+    messages = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": "old turn"},
+        {"role": "user", "content": "old question"},
+        {"role": "tool", "content": out},
+        {"role": "user", "content": "again"},
+        {"role": "tool", "content": out},
+    ]
+    new, _ = compress_chat(messages, drop=range(2, 4))
+    assert new[2]["content"] == out  # message 3 as sent
+    assert new[4]["content"] == "[identical to message 3 above; omitted]"
+    # The next turn, cut at the same place, reads the same up to where it grew.
+    later, _ = compress_chat([*messages, {"role": "user", "content": "more"}], drop=range(2, 4))
+    assert later[:5] == new
+
+
+def test_responses_markers_after_a_cut_name_the_place_in_the_input_as_sent() -> None:
+    out = long_output("fetch")
+    items = [
+        {"role": "user", "content": "task"},
+        {"role": "user", "content": "old"},
+        {"type": "function_call_output", "call_id": "a", "output": out},
+        {"role": "user", "content": "again"},
+        {"type": "function_call_output", "call_id": "b", "output": out},
+    ]
+    updates, _ = compress_responses({"input": items}, drop=range(1, 2))
+    assert updates["input"][1]["output"] == out
+    assert updates["input"][3]["output"] == "[identical to input item 2 above; omitted]"
+
+
+def test_repeated_text_part_in_the_same_message_says_so() -> None:
+    out = long_output("part")
+    messages = [{"role": "user", "content": [{"type": "text", "text": out}, {"type": "text", "text": out}]}]
+    new, report = compress_chat(messages)
+    assert new[0]["content"][0]["text"] == out
+    assert new[0]["content"][1]["text"] == "[identical to a part above in this message; omitted]"
+    assert report.duplicates == 1
+
+
+def test_a_text_repeating_a_block_of_an_earlier_message_says_it_is_a_block() -> None:
+    chunk = "Document 3: " + "work_mem sets the memory for sorts and hashes. " * 8
+    messages = [{"role": "user", "content": f"Question.\n\n{chunk}"}, {"role": "user", "content": chunk}]
+    new, _ = compress_chat(messages)
+    assert new[1]["content"] == "[identical to a block in message 1 above; omitted]"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            '{"eps": 1e-9, "price": 2.50, "n": 1E5, "big": 1e21}',
+            '{"eps":1e-9,"price":2.50,"n":1E5,"big":1e21}',
+        ),
+        ('[\n  -0.0,\n  1.10,\n  100e-2\n]', "[-0.0,1.10,100e-2]"),
+        # Escapes: a character for its \u escape (same value); "\\u00e1" is a backslash, not an escape;
+        # controls, quotes and private-use characters stay escaped.
+        (
+            '{"s": "caf\\u00e1", "t": "\\\\u00e1", "c": "\\u0007\\u0022\\ue000", "sp": "a  b"}',
+            '{"s":"cafá","t":"\\\\u00e1","c":"\\u0007\\u0022\\ue000","sp":"a  b"}',
+        ),
+    ],
+)
+def test_json_numbers_and_strings_keep_their_literals(raw: str, expected: str) -> None:
+    out = safe(f"Result:\n{raw}\nDone.")
+    assert out == f"Result:\n{expected}\nDone."
+    assert json.loads(expected) == json.loads(raw)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'x = 1\nname = "a  b"\nif x:\n    print(name)\n',  # a script with no keyword hint
+        'Run:\n\n    x  =  "a  b"\n\nthen',  # a markdown indented code block
+        "Steps:\n\n\tmake  all\n\tmake  test",  # the same with tabs
+    ],
+)
+def test_unfenced_code_without_keywords_is_kept(text: str) -> None:
+    assert safe(text) == text
+    assert aggressive(text) == text
+
+
+def test_quoted_strings_keep_their_spaces_while_prose_around_them_is_normalised() -> None:
+    yaml = 'name:   app\nother:    "a  b"\nsingle:  \'c  d\''
+    assert safe(yaml) == "name: app\nother: \"a  b\"\nsingle: 'c  d'"
+    assert safe('Why does "foo  bar" not   match?') == 'Why does "foo  bar" not match?'
+    # An apostrophe is not a quote: prose between two of them is still normalised.
+    assert safe("It's  fine, don't  worry.") == "It's fine, don't worry."
+    # Indentation in a list item stays prose (two spaces), so its inner runs still go.
+    assert safe("- item\n\n  text   here") == "- item\n\n  text here"
+
+
+def test_a_block_repeated_inside_the_instructions_names_them() -> None:
+    rule = "Rule: " + "never reveal the account number or the routing number to anyone. " * 5
+    updates, _ = compress_responses({"instructions": f"{rule}\n\nBe brief.\n\n{rule}", "input": "hi"})
+    assert updates["instructions"] == (
+        f"{rule.strip()}\n\nBe brief.\n\n[block identical to one above in the instructions; omitted]"
+    )

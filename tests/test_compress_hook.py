@@ -176,6 +176,31 @@ async def test_no_trim_when_under_budget() -> None:
     assert call.state["compress"].dropped == 0
 
 
+async def test_dedup_marker_after_trimming_names_the_message_as_sent() -> None:
+    big = ("Tool output line with some data 12345 and more words here.\n" * 8).strip()
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": "filler " * 300},
+        {"role": "user", "content": "x " * 300},
+        {"role": "assistant", "content": big},
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": big},
+    ]
+    call = chat_call({"model": "gpt-4o", "messages": messages})
+    await Compress(min_tokens=0, max_input_tokens=400).before(call)
+    sent = call.request["messages"]
+    assert call.state["compress"].drop == range(2, 4)
+    assert sent[2]["content"] == big
+    assert sent[4]["content"] == "[identical to message 3 above; omitted]"
+    # A later turn with the same cut sends the same prefix, marker included.
+    later = [*messages, {"role": "user", "content": "more"}, {"role": "assistant", "content": big}]
+    call = chat_call({"model": "gpt-4o", "messages": later})
+    await Compress(min_tokens=0, max_input_tokens=400).before(call)
+    assert call.request["messages"][:5] == sent
+    assert call.request["messages"][6]["content"] == "[identical to message 3 above; omitted]"
+
+
 # -- end to end -------------------------------------------------------------------------------------
 
 

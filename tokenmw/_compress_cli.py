@@ -163,6 +163,10 @@ def _text_of(item: Any) -> str:
 
 
 def _why(new: str) -> str:
+    if new.startswith("[identical to a block in "):
+        return "repeats a block of an earlier message"
+    if new.startswith("[identical to ") and " above in " in new:
+        return "repeats an earlier part of the same message"
     if new.startswith("[identical to "):
         return "duplicate of an earlier message"
     reasons = []

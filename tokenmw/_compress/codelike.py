@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["looks_like_code"]
+__all__ = ["is_code_line", "looks_like_code"]
 
 # One alternative per family of tell-tale line; keywords are lowercase so prose sentences
 # ("If you...", "For example") do not match. An optional "12\t" / "12→" prefix covers `cat -n` views.
@@ -29,10 +29,14 @@ _CODE_LINE = re.compile(
     )""",
     re.M | re.X,
 )
+# A config or data line: ``key: value``, ``key = value``, ``- key: value``.
+_KEY_LINE = re.compile(r"[ \t]*(?:-[ \t]+)?[\w.\-]+[ \t]*[:=][ \t]")
 # Code almost always shows one of these; a text with none of them is not looked at line by line.
+# " = " and a colon opening an indented block catch scripts with no keyword hint (``x = 1``,
+# ``if x:`` then an indented body).
 _HINTS = (
     "def ", "import ", "return ", "{\n", ";\n", "\n}", "):\n", "=>", "@@ ", "function", "#include",
-    "1\t", "1→",
+    "1\t", "1→", " = ", ":\n    ", ":\n\t",
 )  # fmt: skip
 SAMPLE_CHARS = 3_000
 """Only the start of a long text is classified: the kind of a file shows in its first lines."""
@@ -49,3 +53,8 @@ def looks_like_code(text: str) -> bool:
         return False
     nonblank = text.count("\n") + 1 - text.count("\n\n")  # close enough: a ratio is wanted
     return code * 3 >= nonblank
+
+
+def is_code_line(text: str, start: int) -> bool:
+    """Whether the line starting at ``text[start]`` looks like code or a ``key: value`` line."""
+    return _CODE_LINE.match(text, start) is not None or _KEY_LINE.match(text, start) is not None

@@ -1,9 +1,13 @@
-"""Compact JSON by parsing and dumping it, never by editing its text.
+r"""Compact JSON by deleting the whitespace between its tokens, once a strict parse has shown it is JSON.
 
 Pretty-printed JSON (tool outputs, API responses pasted into prompts) spends a token on nearly every
-line of indentation. Dumping the parsed value with no spaces keeps every key, value and order; a
-value is only rewritten when the round trip is exact. NaN/Infinity, duplicate keys, floats that would
-lose digits and lone surrogates are left as written (still protected from the prose rules).
+line of indentation. Only whitespace outside string literals goes, and every number stays as written
+(``1e-9``, ``2.50``): the model reads literals, and a re-serialisation would rewrite them. The one
+rewrite inside strings is ``\u00e1`` to ``á`` (3 tokens to 1), as ``json.dumps(ensure_ascii=False)``
+would, for every character but controls, ``"``, ``\`` and private-use ones; the string's value is the
+same. What the parsed-value check run afterwards could not vouch for is left as written (still
+protected from the prose rules): NaN/Infinity, duplicate keys, numbers with more digits than a float
+holds, escaped surrogates.
 """
 
 from __future__ import annotations
@@ -25,20 +29,23 @@ with a literal newline lets the regex engine jump from line to line."""
 JSON_AT_START = re.compile(rf"{_BLANK}*[\[{{]")
 """The same at the start of a text (``match`` only)."""
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_DELETE_WHITESPACE = str.maketrans("", "", " \t\n\r")
+_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)")  # left to right, so "\\u00e1" is not an escape
 _LINE_TAIL_BLANK = re.compile(rf"{_BLANK}*(?:\n|\Z)")
 
 
 class _Unsafe(Exception):
-    """The value would not survive a dump unchanged."""
+    """The value check after compaction could not vouch for this JSON text."""
 
 
 def _strict_float(literal: str) -> float:
     value = float(literal)
     if not math.isfinite(value):
         raise _Unsafe(literal)
-    # Up to 15 significant digits always survive float -> repr; longer literals and exponents may
-    # not (3.14159265358979323846, 1e-400), so compare exactly.
+    # Two literals beyond a float's precision can parse to the same value, so the value check could
+    # not tell them apart. Up to 15 significant digits always survive float -> repr; longer literals
+    # and exponents may not (3.14159265358979323846, 1e-400), so compare exactly.
     if len(literal) > 16 or "e" in literal or "E" in literal:
         try:
             if Decimal(literal) != Decimal(repr(value)):
@@ -63,16 +70,15 @@ _STRICT = json.JSONDecoder(
     parse_float=_strict_float, parse_constant=_reject_constant, object_pairs_hook=_unique_keys
 )
 _LENIENT = json.JSONDecoder()
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False, check_circular=False)
 
 
 def compact(raw: str) -> tuple[Any, str] | None:
-    """``(value, compact_text)`` for a JSON text that round-trips exactly, else ``None``."""
+    """``(value, compact_text)`` for a JSON text that parses under the strict rules, else ``None``."""
     try:
         value = _STRICT.decode(raw)
     except (_Unsafe, ValueError, RecursionError):
         return None
-    return _dump(value)
+    return _squeeze(value, raw)
 
 
 def parse_exact(text: str) -> Any:
@@ -86,14 +92,43 @@ def parse_exact(text: str) -> Any:
 _NOT_JSON = object()
 
 
-def _dump(value: Any) -> tuple[Any, str] | None:
-    try:
-        text = _ENCODER.encode(value)
-    except (ValueError, RecursionError):
+def _squeeze(value: Any, raw: str) -> tuple[Any, str] | None:
+    """``raw`` (a JSON text whose value is ``value``) without whitespace between tokens."""
+    if "\\u" in raw and _ESCAPED_SURROGATE.search(raw):
         return None
-    if not text.isascii() and _SURROGATE.search(text):
-        return None  # "\ud800" is fine escaped, but not as a raw character in a UTF-8 request
-    return value, text
+    # Split at the quotes (str methods: ~3x faster than a tokenising regex): the even pieces are
+    # outside strings, the odd ones inside, once the pieces split at an escaped quote are rejoined.
+    parts = raw.split('"')
+    if '\\"' in raw:
+        parts = _rejoin_escaped(parts)
+    # Outside strings there is no NUL in valid JSON: one translate over all the pieces at once.
+    parts[::2] = "\0".join(parts[::2]).translate(_DELETE_WHITESPACE).split("\0")
+    if "\\u" in raw:
+        parts[1::2] = [_ESCAPE.sub(_unescape, p) if "\\u" in p else p for p in parts[1::2]]
+    return value, '"'.join(parts)
+
+
+def _rejoin_escaped(parts: list[str]) -> list[str]:
+    out = [parts[0]]
+    for part in parts[1:]:
+        last = out[-1]
+        if last.endswith("\\") and (len(last) - len(last.rstrip("\\"))) % 2:
+            out[-1] = f'{last}"{part}'  # an odd run of backslashes escapes the quote
+        else:
+            out.append(part)
+    return out
+
+
+def _unescape(m: re.Match[str]) -> str:
+    # Controls, the two characters a JSON string must escape and private-use characters (our
+    # placeholders) stay escaped; surrogates never get here (``_ESCAPED_SURROGATE``).
+    code = m.group(1)
+    if code is None:
+        return m.group()
+    n = int(code, 16)
+    if n < 0x20 or 0x7F <= n <= 0x9F or n == 0x22 or n == 0x5C or 0xE000 <= n <= 0xF8FF:
+        return m.group()
+    return chr(n)
 
 
 def find_json(text: str, start: int) -> tuple[int, tuple[Any, str] | None] | None:
@@ -104,7 +139,7 @@ def find_json(text: str, start: int) -> tuple[int, tuple[Any, str] | None] | Non
     """
     try:
         value, end = _STRICT.raw_decode(text, start)
-        result = _dump(value)
+        result = _squeeze(value, text[start:end])
     except _Unsafe:
         try:
             _, end = _LENIENT.raw_decode(text, start)

@@ -106,7 +106,8 @@ def compress_chat(
             continue
         if isinstance(message, Mapping) and "content" in message:
             content = message["content"]
-            new = walker.content(content, i + 1, tool=message.get("role") in TOOL_ROLES)
+            # Markers name places in the list as sent (``drop`` shifts everything after the cut).
+            new = walker.content(content, len(out) + 1, tool=message.get("role") in TOOL_ROLES)
             if new is not content:
                 message = {**message, "content": new}
                 changed = True
@@ -142,7 +143,7 @@ def compress_responses(
         for i, item in enumerate(items):
             if i in drop:
                 continue
-            new_item = _responses_item(walker, item, i + 1)
+            new_item = _responses_item(walker, item, len(out) + 1)  # its place as sent
             changed = changed or new_item is not item
             out.append(new_item)
         if changed:

@@ -2,9 +2,10 @@
 
 Every rewrite in the pipeline works on prose only. Protected regions are swapped for one
 private-use character each before any rule runs and swapped back at the end, so no rule can reach
-into them however it is written: fenced code and unfenced source always; inline code, JSON and URLs
-whenever a rule of the run could touch them. One character per region keeps line structure intact
-(a fenced block becomes one "word" on one line) and can never be split by a rule.
+into them however it is written: fenced code, markdown indented code and unfenced source always;
+inline code, JSON, quoted strings and URLs whenever a rule of the run could touch them. One
+character per region keeps line structure intact (a fenced block becomes one "word" on one line)
+and can never be split by a rule.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ __all__ = [
     "Regions",
     "fence_spans",
     "has_placeholder_chars",
+    "indented_code_spans",
     "inline_code_spans",
+    "quoted_spans",
     "url_spans",
 ]
 
@@ -36,6 +39,21 @@ _FENCE_CLOSE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*$", re.M)
 # Inline code on one line: a backtick run closed by a run of the same length.
 # Starts with a literal backtick so the regex engine can skip ahead to candidates.
 _INLINE_CODE = re.compile(r"`(?<!``)(`*)(?!`)[^\n\ue000-\uf8ff]*?(?<!`)`\1(?!`)")
+
+# Markdown indented code: lines indented by 4 spaces or a tab after a blank line (or at the start),
+# with the blank lines between them. A list item's indented paragraph matches too: erring towards
+# code only costs savings.
+_INDENTED_LINES = r"(?: {4}|\t)[ \t]*\S[^\n]*(?:\n(?:[ \t]*\n)*(?: {4}|\t)[ \t]*\S[^\n]*)*"
+_INDENTED_BLOCK = re.compile(rf"\n[ \t]*\n({_INDENTED_LINES})")
+_INDENTED_AT_START = re.compile(rf"(?:[ \t]*\n)*({_INDENTED_LINES})")
+
+# A quoted string on one line, escapes included; never across a placeholder (so regions never nest).
+_STRING_BODY = r"(?:[^{q}\\\n\ue000-\uf8ff]|\\[^\n\ue000-\uf8ff])*"
+_DOUBLE_QUOTED = re.compile('"' + _STRING_BODY.format(q='"') + '"')
+_QUOTED = re.compile(f"{_DOUBLE_QUOTED.pattern}|'{_STRING_BODY.format(q=chr(39))}'")
+# A quote, then two spaces before the next quote or line end: every quoted string holding a run of
+# spaces shows one (from its opening quote or an escaped one inside), so only such lines are read.
+_QUOTE_THEN_RUN = re.compile(r"""["'][^\n"']*  """)
 
 # Found from their "://" (a plain string search) and grown to the first space, quote or bracket.
 _URL_SCHEMES = ("https", "http", "ftp", "wss", "ws", "file")
@@ -109,6 +127,48 @@ def url_spans(text: str) -> list[tuple[int, int]]:
                     end = m.end()
                 break
         i = text.find("://", end)
+    return spans
+
+
+def indented_code_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of each markdown indented code block: its lines, without the line end."""
+    spans: list[tuple[int, int]] = []
+    m = _INDENTED_AT_START.match(text)
+    if m is not None:
+        spans.append(m.span(1))
+    if "\n    " not in text and "\n\t" not in text:
+        return spans
+    pos = spans[-1][1] if spans else 0
+    while True:
+        m = _INDENTED_BLOCK.search(text, pos)
+        if m is None:
+            return spans
+        spans.append(m.span(1))
+        pos = m.end()
+
+
+def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tuple[int, int]]:
+    """``(start, end)`` of each quoted string holding two spaces in a row (the string a rule could
+    change): every double-quoted one (a user quoting an exact string), and single-quoted ones on
+    lines ``is_code_line`` accepts (elsewhere a quote is an apostrophe)."""
+    spans: list[tuple[int, int]] = []
+    if '"' not in text and "'" not in text:
+        return spans
+    pos = 0
+    while (hit := _QUOTE_THEN_RUN.search(text, pos)) is not None:
+        # Quoted strings never span lines: the line holding the hit is read from its start.
+        line = text.rfind("\n", 0, hit.start()) + 1
+        pos = text.find("\n", hit.end())
+        if pos < 0:
+            pos = len(text)
+        for m in _QUOTED.finditer(text, line, pos):
+            start, end = m.span()
+            if text[start] == '"' or is_code_line(text, line):
+                if "  " in m.group():
+                    spans.append((start, end))
+                continue
+            # An apostrophe paired with a later one: the double-quoted strings between them count.
+            spans.extend(d.span() for d in _DOUBLE_QUOTED.finditer(text, start, end) if "  " in d.group())
     return spans
 
 

@@ -12,10 +12,18 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import aggressive
-from .codelike import looks_like_code
+from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
-from .protect import Regions, fence_spans, has_placeholder_chars, inline_code_spans, url_spans
+from .protect import (
+    Regions,
+    fence_spans,
+    has_placeholder_chars,
+    indented_code_spans,
+    inline_code_spans,
+    quoted_spans,
+    url_spans,
+)
 from .whitespace import has_odd_chars, normalize_prose
 
 __all__ = ["BLOCK_SEPARATOR", "Compressed", "Level", "clear_cache", "compress_text"]
@@ -114,8 +122,9 @@ def _protect_segment(
     json_values: list[tuple[Any, str]],
     strict: bool,
 ) -> None:
-    """Mask one stretch of text between code fences: JSON, then inline code, then URLs; or all of it
-    when it looks like unfenced source code. Not ``strict``: only what the rules could change."""
+    """Mask one stretch of text between code fences: indented code blocks, JSON, then inline code,
+    quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
+    only what the rules could change."""
     blocks = _json_blocks(segment)
     bare = segment
     if blocks:
@@ -129,11 +138,18 @@ def _protect_segment(
     if looks_like_code(bare):
         out.append(regions.add(segment))
         return
+    spans = blocks
+    indented = indented_code_spans(segment)
+    if indented:
+        # Kept as written (a ``None`` result), JSON inside them included.
+        spans = [(s, e, None) for s, e in indented]
+        spans += [b for b in blocks if not any(s < b[1] and b[0] < e for s, e in indented)]
+        spans.sort(key=lambda span: span[0])
     text = segment
-    if blocks:
+    if spans:
         masked: list[str] = []
         pos = 0
-        for start, end, result in blocks:
+        for start, end, result in spans:
             masked.append(segment[pos:start])
             if result is None:
                 masked.append(regions.add(segment[start:end]))
@@ -147,10 +163,16 @@ def _protect_segment(
         text = "".join(masked)
     if strict:
         text = regions.protect(text, inline_code_spans)
+        text = regions.protect(text, _quoted_spans)
         text = regions.protect(text, url_spans)
     elif "  " in text:
         text = regions.replace_spans(text, [(s, e) for s, e in inline_code_spans(text) if "  " in text[s:e]])
+        text = regions.protect(text, _quoted_spans)
     out.append(text)
+
+
+def _quoted_spans(text: str) -> list[tuple[int, int]]:
+    return quoted_spans(text, is_code_line)
 
 
 def _json_blocks(segment: str) -> list[tuple[int, int, tuple[Any, str] | None]]:

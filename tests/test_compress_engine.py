@@ -406,3 +406,9 @@ def test_a_block_repeated_inside_the_instructions_names_them() -> None:
     assert updates["instructions"] == (
         f"{rule.strip()}\n\nBe brief.\n\n[block identical to one above in the instructions; omitted]"
     )
+
+
+@pytest.mark.parametrize("text", ["[\xa0]", "```\u200b`  `", 'a\xa0\xa0b {"k": [1,\xa02]}'])
+def test_odd_characters_do_not_break_idempotence(text: str) -> None:
+    once = compress_text(text).text
+    assert compress_text(once).text == once

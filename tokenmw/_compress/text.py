@@ -7,8 +7,9 @@ costs one dictionary lookup.
 
 from __future__ import annotations
 
+import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from . import aggressive
@@ -218,10 +219,20 @@ def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Co
         return hit
     try:
         result = _rewrite(text, level, tool)
+        if result.changed and _ODD_CHAR.search(text) is not None:
+            # Once a non-breaking or zero-width character is normalised away, text around it
+            # can read as JSON or a code fence that it did not before: one more pass makes the
+            # result a fixed point (compress(compress(x)) == compress(x)).
+            again = _rewrite(result.text, level, tool)
+            if again.changed and again.fallback is None:
+                result = replace(again, truncated=again.truncated or result.truncated)
     except (OverflowError, RecursionError):
         result = _unchanged(text)
     _remember(cache, text, result)
     return result
+
+
+_ODD_CHAR = re.compile("[\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff]")
 
 
 def _remember(cache: dict[str, Compressed], text: str, result: Compressed) -> None:

@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint bench serve clean
 
@@ -13,9 +14,15 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+# The demo needs the package and the OpenTelemetry SDK (per-hook spans, OTLP export), not the
+# test tools.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[otel]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/tokenmw demo $(DEMO_ARGS)
 
 test: $(STAMP)

@@ -46,3 +46,20 @@ def test_demo_runs_and_reports() -> None:
         assert hook in out, out
     calls_row = next(line for line in out.splitlines() if line.startswith("calls"))
     assert calls_row.split()[1:3] == ["9", "9"]
+
+
+def test_demo_uses_the_endpoint_named_by_openai_base_url(server) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_"))}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env["OPENAI_BASE_URL"] = server.base_url  # a compatible server that needs no key
+    server.reset()
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenmw", "demo", "--agents", "2", "--turns", "1", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.base_url in result.stdout
+    assert len(server.requests) >= 4  # warm-up and both runs reached the named server

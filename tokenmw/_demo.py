@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tokenmw demo",
         description="Run a multi-agent workload with a raw client and through tokenmw, and compare. "
-        "Uses the embedded server unless OPENAI_API_KEY is set (then OPENAI_BASE_URL or the API).",
+        "Uses the embedded server unless OPENAI_API_KEY or OPENAI_BASE_URL is set.",
     )
     parser.add_argument("--agents", type=int, default=24)
     parser.add_argument("--turns", type=int, default=4)
@@ -143,10 +143,12 @@ async def _demo(args: argparse.Namespace) -> int:
     from .telemetry import setup_from_env
 
     setup_from_env("tokenmw-demo")  # spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set
-    real_api = bool(os.environ.get("OPENAI_API_KEY"))
+    # A real endpoint when the caller names one: the API (key) or any compatible server (base URL,
+    # which may need no key).
+    real_api = bool(os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"))
     with ExitStack() as stack:
         if real_api:
-            raw = AsyncOpenAI()
+            raw = AsyncOpenAI(api_key=os.environ.get("OPENAI_API_KEY") or "none")
             where = f"{raw.base_url} (model {args.model})"
         else:
             # The server runs in its own process, as a real API would: its work is not billed to

@@ -507,3 +507,25 @@ async def test_refusing_chunk_hook_ends_the_stream(
     record = live_server.streams[-1]
     assert record.wait(5)
     assert record.disconnected and record.chunks_sent < record.chunks_total
+
+
+def test_two_middlewares_stack_and_copy_stays_wrapped(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    inner, outer = Marker(), Marker()
+    client = Middleware([outer]).wrap(Middleware([inner]).wrap(sync_client)).copy(timeout=5)
+    assert isinstance(client, openai.OpenAI)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert inner.counts["before"] == outer.counts["before"] == 1
+    assert last_user_text(live_server).count(MARK) == 2  # each chain changed the request once
+
+
+def test_stacked_fast_path_chains(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:
+    outer = Middleware([tokenmw.CountTokens(), Suspending()])
+    inner = Middleware([tokenmw.Enhance(max_words=5)])
+    assert outer.sync_fast_path and inner.sync_fast_path
+    client = outer.wrap(inner.wrap(sync_client))
+    for _ in range(2):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert "Answer in at most 5 words." in live_server.requests[-1].body["messages"][0]["content"]
+    assert outer.usage.calls == inner.usage.calls == 2

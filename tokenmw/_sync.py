@@ -123,9 +123,17 @@ def call_blocking(fn: Callable[..., T], /, **kwargs: Any) -> T:
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
-    holder: _LoopHolder | None = getattr(_local, "holder", None)
-    if holder is None or holder.loop.is_closed():
-        holder = _local.holder = _LoopHolder()
+    """This thread's idle private loop. A sync call made from inside a running chain on the same
+    thread (a wrapped client wrapped again, a hook calling a wrapped sync client) finds the first
+    loop busy and gets a second one: loops are kept per nesting depth, never one per call."""
+    holders: list[_LoopHolder] | None = getattr(_local, "holders", None)
+    if holders is None:
+        holders = _local.holders = []
+    for holder in holders:
+        if not holder.loop.is_running() and not holder.loop.is_closed():
+            return holder.loop
+    holder = _LoopHolder()
+    holders.append(holder)
     return holder.loop
 
 

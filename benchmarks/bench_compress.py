@@ -25,6 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests._fences import fenced_blocks  # the tests' engine-independent extractor
 from tokenmw import Call
 from tokenmw._compress import clear_cache, compress_chat, compress_text
 from tokenmw._counting import count_request
@@ -124,24 +125,6 @@ def _peer(fn: Callable[[str], str]) -> Callable[[dict[str, Any], str], dict[str,
 
 
 # -- integrity ---------------------------------------------------------------------------------------
-
-
-def fenced_blocks(text: str) -> list[str]:
-    blocks, current, fence = [], [], ""
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if not fence:
-            if stripped[:3] in ("```", "~~~") and not (stripped[0] == "`" and "`" in stripped.lstrip("`")):
-                fence = stripped[: len(stripped) - len(stripped.lstrip(stripped[0]))]
-                current = [line]
-        else:
-            current.append(line)
-            if stripped.startswith(fence) and not stripped.strip(fence[0]):
-                blocks.append("\n".join(current))
-                fence = ""
-    if fence:
-        blocks.append("\n".join(current))
-    return blocks
 
 
 def json_values(text: str, anywhere: bool = False) -> tuple[list[Any], str]:

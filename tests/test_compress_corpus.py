@@ -19,6 +19,8 @@ from tokenmw._compress import clear_cache, compress_text
 from tokenmw._counting import count_request
 from tokenmw.hooks.compress import Compress
 
+from ._fences import fenced_blocks
+
 DATA = Path(__file__).parent / "data"
 CORPUS = sorted(DATA.glob("*.json"))
 AGENT_LOOPS = [p for p in CORPUS if p.name.startswith(("agent_loop_", "responses_agent"))]
@@ -57,24 +59,6 @@ def text_of(item: Any) -> str | None:
 
 
 # -- independent extractors ---------------------------------------------------------------------------
-
-
-def fenced_blocks(text: str) -> list[str]:
-    blocks, current, fence = [], [], ""
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if not fence:
-            if stripped[:3] in ("```", "~~~") and not (stripped[0] == "`" and "`" in stripped.lstrip("`")):
-                fence = stripped[: len(stripped) - len(stripped.lstrip(stripped[0]))]
-                current = [line]
-        else:
-            current.append(line)
-            if stripped.startswith(fence) and not stripped.strip(fence[0]):
-                blocks.append("\n".join(current))
-                fence = ""
-    if fence:
-        blocks.append("\n".join(current))
-    return blocks
 
 
 def json_blocks(text: str) -> tuple[list[Any], str]:

@@ -273,3 +273,29 @@ async def test_a_failing_wrap_is_bypassed_with_the_request_it_found() -> None:
 
     await Middleware([ChangeThenFail()]).run(new_call(), send)
     assert sent == [[{"role": "user", "content": "hi"}]]
+
+
+async def test_failing_on_send_is_rolled_back() -> None:
+    class BrokenSend(Hook):
+        async def on_send(self, call: Call) -> None:
+            call.request["temperature"] = 2.0
+            call.request["messages"] = "half-changed"
+            raise RuntimeError("boom in on_send")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(call: Call) -> str:
+        sent.append(dict(call.request))
+        return "reply"
+
+    await Middleware([BrokenSend()]).run(new_call(), send)
+    assert sent == [{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}]
+
+
+async def test_repeated_failures_are_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    mw = Middleware([Broken("after")])
+    with caplog.at_level(logging.DEBUG, logger="tokenmw"):
+        for _ in range(3):
+            await mw.run(new_call(), make_send([]))
+    levels = [r.levelno for r in caplog.records if "broken" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]

@@ -90,7 +90,7 @@ def test_prose_and_logs_are_not_taken_for_code() -> None:
 # -- JSON -------------------------------------------------------------------------------------------
 
 
-def test_json_is_compacted_by_parsing_and_dumping() -> None:
+def test_json_is_compacted_to_its_values_without_whitespace() -> None:
     value = {"name": "Caf\u00e9  M\u00fcnchen", "ids": [1, 2.5, -3e-05], "ok": True, "none": None}
     out = safe("Result:\n" + json.dumps(value, indent=2) + "\nDone.")
     compact_text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)

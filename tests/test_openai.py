@@ -529,3 +529,49 @@ def test_stacked_fast_path_chains(sync_client: openai.OpenAI, live_server: Embed
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert "Answer in at most 5 words." in live_server.requests[-1].body["messages"][0]["content"]
     assert outer.usage.calls == inner.usage.calls == 2
+
+
+class StopAfterTwo(Hook):
+    name = "stop_after_two"
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def on_chunk(self, call: Call, chunk: Any) -> Any:
+        self.seen += 1
+        if self.seen == 2:
+            call.end_stream()
+        return chunk
+
+
+def test_a_hook_can_stop_a_stream_and_upstream_stops(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    marker = Marker()
+    mw = Middleware([marker, StopAfterTwo()])
+    stream = mw.wrap(sync_client).chat.completions.create(
+        model="gpt-4o-mini",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-tokenmw-chunk-delay": "0.01", "x-tokenmw-reply-words": "200"},
+    )
+    assert len(list(stream)) == 2
+    assert marker.outcomes == ["stopped"]
+    record = live_server.streams[-1]
+    assert record.wait(5)
+    assert record.disconnected and record.chunks_sent < record.chunks_total
+    assert mw.usage.calls == 1
+
+
+def test_with_streaming_response_runs_unchanged(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    hook = Marker()
+    mw = Middleware([hook])
+    client = mw.wrap(sync_client)
+    with client.chat.completions.with_streaming_response.create(
+        model="gpt-4o-mini", messages=MESSAGES
+    ) as response:
+        assert isinstance(response.parse(), ChatCompletion)
+    assert hook.counts["before"] == 0 and mw.usage.calls == 0
+    assert not last_user_text(live_server).endswith(MARK)

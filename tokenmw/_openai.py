@@ -41,14 +41,35 @@ def wrap_openai_client(client: Any, mw: Middleware) -> Any:
     return _ClientProxy(client, mw)
 
 
-class _ClientProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _RawViews(wrapt.ObjectProxy):  # type: ignore[misc]
+    """``with_raw_response`` / ``with_streaming_response`` of a client or resource, built from the
+    proxy rather than from the wrapped object (openai builds them from ``self``), so the
+    ``create`` they call goes through the chain."""
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(wrapped)
+        self._self_raw: Any = None
+        self._self_streaming: Any = None
+
+    @property
+    def with_raw_response(self) -> Any:
+        if self._self_raw is None:
+            self._self_raw = type(self.__wrapped__.with_raw_response)(self)
+        return self._self_raw
+
+    @property
+    def with_streaming_response(self) -> Any:
+        if self._self_streaming is None:
+            self._self_streaming = type(self.__wrapped__.with_streaming_response)(self)
+        return self._self_streaming
+
+
+class _ClientProxy(_RawViews):
     def __init__(self, client: Any, mw: Middleware) -> None:
         super().__init__(client)
         self._self_mw = mw
         self._self_chat: Any = None
         self._self_responses: Any = None
-        self._self_raw: Any = None
-        self._self_streaming: Any = None
 
     @property
     def chat(self) -> Any:
@@ -63,20 +84,6 @@ class _ClientProxy(wrapt.ObjectProxy):  # type: ignore[misc]
                 self.__wrapped__.responses, self._self_mw, "responses", self.__wrapped__
             )
         return self._self_responses
-
-    @property
-    def with_raw_response(self) -> Any:
-        # openai builds this from the client's resources; built from the proxy, its
-        # ``chat.completions.create`` and ``responses.create`` go through the chain.
-        if self._self_raw is None:
-            self._self_raw = type(self.__wrapped__.with_raw_response)(self)
-        return self._self_raw
-
-    @property
-    def with_streaming_response(self) -> Any:
-        if self._self_streaming is None:
-            self._self_streaming = type(self.__wrapped__.with_streaming_response)(self)
-        return self._self_streaming
 
     def with_options(self, *args: Any, **kwargs: Any) -> Any:
         return _ClientProxy(self.__wrapped__.with_options(*args, **kwargs), self._self_mw)
@@ -109,7 +116,7 @@ def _create_proxy(resource: Any, mw: Middleware, operation: Operation, client: A
     return proxy_cls(resource, mw, operation, client)
 
 
-class _CreateProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _CreateProxy(_RawViews):
     """A resource (``chat.completions`` or ``responses``) whose ``create`` runs the chain."""
 
     def __init__(self, resource: Any, mw: Middleware, operation: Operation, client: Any) -> None:
@@ -120,22 +127,6 @@ class _CreateProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         # GenAI semantic conventions name Azure OpenAI apart from OpenAI.
         azure = isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
         self._self_provider = "azure.ai.openai" if azure else "openai"
-        self._self_raw: Any = None
-        self._self_streaming: Any = None
-
-    @property
-    def with_raw_response(self) -> Any:
-        # openai builds these from ``resource.create``; building them from the proxy makes their
-        # ``create`` go through the chain.
-        if self._self_raw is None:
-            self._self_raw = type(self.__wrapped__.with_raw_response)(self)
-        return self._self_raw
-
-    @property
-    def with_streaming_response(self) -> Any:
-        if self._self_streaming is None:
-            self._self_streaming = type(self.__wrapped__.with_streaming_response)(self)
-        return self._self_streaming
 
     def _call(self, kwargs: dict[str, Any]) -> Call:
         return Call(kwargs, self._self_operation, provider=self._self_provider, client=self._self_client)

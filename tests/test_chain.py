@@ -41,6 +41,18 @@ def make_send(log: list[str], reply: Any = "reply") -> Any:
     return send
 
 
+def make_flaky(attempts: list[int]) -> Any:
+    """A send that fails with ConnectionError the first time and answers "second" after."""
+
+    async def flaky(call: Call) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("first attempt fails")
+        return "second"
+
+    return flaky
+
+
 def new_call() -> Call:
     return Call({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}, "chat")
 
@@ -90,12 +102,7 @@ class Retry(Hook):
 
 async def test_wrap_can_call_next_more_than_once() -> None:
     attempts: list[int] = []
-
-    async def flaky(call: Call) -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise ConnectionError("first attempt fails")
-        return "second"
+    flaky = make_flaky(attempts)
 
     assert await Middleware([Retry()]).run(new_call(), flaky) == "second"
     assert len(attempts) == 2
@@ -224,12 +231,7 @@ async def test_hook_times_add_up_each_phase() -> None:
 
 async def test_a_wrap_bug_after_a_successful_retry_is_still_skipped() -> None:
     attempts: list[int] = []
-
-    async def flaky(call: Call) -> str:
-        attempts.append(1)
-        if len(attempts) == 1:
-            raise ConnectionError("first attempt fails")
-        return "second"
+    flaky = make_flaky(attempts)
 
     class RetryThenBug(Hook):
         async def wrap(self, call: Call, call_next: tokenmw.CallNext) -> Any:

@@ -28,17 +28,20 @@ def test_no_command_prints_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert "usage: tokenmw" in capsys.readouterr().out
 
 
-def test_demo_runs_and_reports() -> None:
+def run_demo(*args: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    """``tokenmw demo ARGS`` in a subprocess, with no OPENAI_/OTEL_ variables but ``env_extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_"))}
     env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env.update(env_extra)
     result = subprocess.run(
-        [sys.executable, "-m", "tokenmw", "demo", "--agents", "3", "--turns", "3", "--latency", "0"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
+        [sys.executable, "-m", "tokenmw", "demo", *args], capture_output=True, text=True, timeout=180, env=env
     )
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_demo_runs_and_reports() -> None:
+    result = run_demo("--agents", "3", "--turns", "3", "--latency", "0")
     out = result.stdout
     assert "3 agents x 3 turns = 9 calls" in out
     assert "embedded server" in out
@@ -49,17 +52,8 @@ def test_demo_runs_and_reports() -> None:
 
 
 def test_demo_uses_the_endpoint_named_by_openai_base_url(server) -> None:  # type: ignore[no-untyped-def]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OTEL_"))}
-    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    env["OPENAI_BASE_URL"] = server.base_url  # a compatible server that needs no key
     server.reset()
-    result = subprocess.run(
-        [sys.executable, "-m", "tokenmw", "demo", "--agents", "2", "--turns", "1", "--rounds", "1"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-    )
-    assert result.returncode == 0, result.stderr
+    # A compatible server that needs no key.
+    result = run_demo("--agents", "2", "--turns", "1", "--rounds", "1", OPENAI_BASE_URL=server.base_url)
     assert server.base_url in result.stdout
     assert len(server.requests) >= 4  # warm-up and both runs reached the named server

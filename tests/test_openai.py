@@ -575,3 +575,13 @@ def test_with_streaming_response_runs_unchanged(
         assert isinstance(response.parse(), ChatCompletion)
     assert hook.counts["before"] == 0 and mw.usage.calls == 0
     assert not last_user_text(live_server).endswith(MARK)
+
+
+async def test_a_cache_hit_is_a_call_but_bills_nothing(async_client: openai.AsyncOpenAI) -> None:
+    mw = Middleware([Cache()])
+    client = mw.wrap(async_client)
+    first = await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert mw.usage.calls == 2
+    assert mw.usage.input_tokens_reported == first.usage.prompt_tokens  # type: ignore[union-attr]
+    assert mw.usage.output_tokens == first.usage.completion_tokens  # type: ignore[union-attr]

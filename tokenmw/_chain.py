@@ -119,7 +119,6 @@ class Middleware:
                 return SyncStreamProxy(response, _StreamRun(self, call, span))
             if not sync_caller and is_async_stream(response):
                 return AsyncStreamProxy(response, _StreamRun(self, call, span))
-        reported_usage(response, call.usage)
         self._finish(call, span, response=response)
         return response
 
@@ -127,7 +126,12 @@ class Middleware:
         if i == len(self._layers):
             for layer in self._send_hooks:
                 await self._run_phase(layer, "on_send", call, span)
-            return await send(call)
+            response = await send(call)
+            if not call.stream:
+                # Usage as billed, read where the model answered: a cache hook's short-circuit
+                # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
+                reported_usage(response, call.usage)
+            return response
         layer = self._layers[i]
         if layer.before:
             await self._run_phase(layer, "before", call, span)

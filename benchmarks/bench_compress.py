@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests._fences import fenced_blocks  # the tests' engine-independent extractor
 from tokenmw import Call
 from tokenmw._compress import clear_cache, compress_chat, compress_text
-from tokenmw._counting import count_request
-from tokenmw._tokenizer import encoding_for
+from tokenmw._tokens.counting import count_request
+from tokenmw._tokens.encodings import encoding_for
 from tokenmw.hooks.compress import Compress
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"

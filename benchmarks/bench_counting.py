@@ -38,11 +38,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tokenmw import _text_cache
-from tokenmw._call import Call
-from tokenmw._counting import count_tokens
-from tokenmw._text_cache import INLINE_ENCODE_LIMIT, cache_for
-from tokenmw._tokenizer import encoding_for
+from tokenmw._core.call import Call
+from tokenmw._tokens import count_cache as _text_cache
+from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT, cache_for
+from tokenmw._tokens.counting import count_tokens
+from tokenmw._tokens.encodings import encoding_for
 
 MODEL = "gpt-4o"
 CORPUS = (

@@ -85,7 +85,7 @@ def report(title: str, samples: dict[str, list[float]], show: Callable[[str], No
 def chain_only(hooks: list[tokenmw.Hook], calls: int = 20_000) -> tuple[float, float]:
     """Per-call seconds of the chain alone (sync, async) around a ``send`` that does nothing:
     the part of the overhead that end-to-end timings cannot resolve through HTTP noise."""
-    from tokenmw._sync import run_sync
+    from tokenmw._clients.sync import run_sync
 
     mw = tokenmw.Middleware(hooks)
 

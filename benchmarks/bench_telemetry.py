@@ -43,7 +43,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 import tokenmw
-from tokenmw import _telemetry as tel
+from tokenmw.telemetry import _spans as tel
 from tokenmw.server import EmbeddedServer
 
 variant, rounds, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

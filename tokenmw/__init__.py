@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._call import Call, CallUsage
-from ._chain import Middleware, OnHookError
-from ._counting import count_tokens
-from ._errors import TokenBudgetExceeded, TokenmwError
-from ._hook import CallNext, Hook, StreamOutcome
-from ._litellm import wrap_litellm
-from ._tokenizer import encoding_for
-from ._usage import ModelUsage, Usage
+from tokenmw._clients.litellm import wrap_litellm
+from tokenmw._core.call import Call, CallUsage
+from tokenmw._core.chain import Middleware, OnHookError
+from tokenmw._core.errors import TokenBudgetExceeded, TokenmwError
+from tokenmw._core.hook import CallNext, Hook, StreamOutcome
+from tokenmw._core.usage import ModelUsage, Usage
+from tokenmw._tokens.counting import count_tokens
+from tokenmw._tokens.encodings import encoding_for
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .hooks import Compress, CountTokens, Enhance, LimitResponse
+    from tokenmw.hooks import Compress, CountTokens, Enhance, LimitResponse
 
 
 def __getattr__(name: str) -> Any:

@@ -6,8 +6,8 @@
 only user; it owns counting and telemetry.
 """
 
-from .messages import Report, compress_chat, compress_responses
-from .text import Compressed, Level, clear_cache, compress_text
+from tokenmw._compress.messages import Report, compress_chat, compress_responses
+from tokenmw._compress.text import Compressed, Level, clear_cache, compress_text
 
 __all__ = [
     "Compressed",

@@ -7,7 +7,7 @@ earlier in the request, so appending turns never changes how an earlier turn rea
 
 from __future__ import annotations
 
-from .text import BLOCK_SEPARATOR, Compressed
+from tokenmw._compress.text import BLOCK_SEPARATOR, Compressed
 
 __all__ = ["MIN_DUPLICATE_CHARS", "Deduper"]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .jsoncompact import parse_exact
-from .protect import Regions, fence_spans
+from tokenmw._compress.jsoncompact import parse_exact
+from tokenmw._compress.protect import Regions, fence_spans
 
 __all__ = ["check"]
 

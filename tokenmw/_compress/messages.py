@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dedup import Deduper
-from .text import Level, compress_text
+from tokenmw._compress.dedup import Deduper
+from tokenmw._compress.text import Level, compress_text
 
 __all__ = ["Report", "compress_chat", "compress_responses"]
 

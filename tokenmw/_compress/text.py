@@ -12,11 +12,10 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import aggressive
-from .codelike import is_code_line, looks_like_code
-from .integrity import check
-from .jsoncompact import JSON_AT_START, JSON_START, find_json
-from .protect import (
+from tokenmw._compress.codelike import is_code_line, looks_like_code
+from tokenmw._compress.integrity import check
+from tokenmw._compress.jsoncompact import JSON_AT_START, JSON_START, find_json
+from tokenmw._compress.protect import (
     Regions,
     fence_spans,
     has_placeholder_chars,
@@ -25,7 +24,9 @@ from .protect import (
     quoted_spans,
     url_spans,
 )
-from .whitespace import has_odd_chars, normalize_prose
+from tokenmw._compress.whitespace import has_odd_chars, normalize_prose
+
+from . import aggressive
 
 __all__ = ["BLOCK_SEPARATOR", "Compressed", "Level", "clear_cache", "compress_text"]
 

@@ -6,10 +6,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .compress import Compress
-    from .count_tokens import CountTokens
-    from .enhance import Enhance
-    from .limit_response import LimitResponse
+    from tokenmw.hooks.compress import Compress
+    from tokenmw.hooks.count_tokens import CountTokens
+    from tokenmw.hooks.enhance import Enhance
+    from tokenmw.hooks.limit_response import LimitResponse
 
 __all__ = ["Compress", "CountTokens", "Enhance", "LimitResponse"]
 

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._counting import plan_request
-from .._text_cache import cache_for
-from ._cut import StreamBudget
-from ._shapes import TEXT_ITEMS, build, cut_part, empty_delta, event_like, get, replace, trim_logprobs
+from tokenmw._tokens.count_cache import cache_for
+from tokenmw._tokens.counting import plan_request
+from tokenmw.hooks._cut import StreamBudget
+from tokenmw.hooks._shapes import (
+    TEXT_ITEMS,
+    build,
+    cut_part,
+    empty_delta,
+    event_like,
+    get,
+    replace,
+    trim_logprobs,
+)
 
 if TYPE_CHECKING:
     import tiktoken
 
-    from .._call import Call
+    from tokenmw._core.call import Call
 
 __all__ = ["ChatStream", "LimitPlan", "ResponsesStream"]
 

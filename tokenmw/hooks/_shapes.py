@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any, get_args
 
-from .._fields import get_field as get
+from tokenmw._wire.fields import get_field as get
 
 __all__ = [
     "TEXT_ITEMS",

@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from opentelemetry import trace
 
-from .._compress import Level, Report, compress_chat, compress_responses
-from .._compress.trim import choose_cut, cut_points, pinned_count
-from .._counting import plan_request
-from .._hook import Hook
-from .._telemetry import annotate_tokens
-from .._text_cache import TokenCache, cache_for
-from .._tokenizer import encoding_for_async
+from tokenmw._compress import Level, Report, compress_chat, compress_responses
+from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
+from tokenmw._core.hook import Hook
+from tokenmw._tokens.count_cache import TokenCache, cache_for
+from tokenmw._tokens.counting import plan_request
+from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
-    from .._call import Call
+    from tokenmw._core.call import Call
 
 __all__ = ["Compress"]
 

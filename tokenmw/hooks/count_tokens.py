@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import _prices
-from .._counting import plan_request
-from .._errors import TokenBudgetExceeded
-from .._fields import get_field
-from .._hook import Hook
-from .._telemetry import annotate_tokens
-from .._text_cache import cache_for
-from .._tokenizer import encoding_for, encoding_for_async, loaded
-from .._usage import reported_usage
+from tokenmw._core.errors import TokenBudgetExceeded
+from tokenmw._core.hook import Hook
+from tokenmw._core.usage import reported_usage
+from tokenmw._tokens import prices as _prices
+from tokenmw._tokens.count_cache import cache_for
+from tokenmw._tokens.counting import plan_request
+from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
+from tokenmw._wire.fields import get_field
+from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
-    from .._call import Call
-    from .._hook import StreamOutcome
+    from tokenmw._core.call import Call
+    from tokenmw._core.hook import StreamOutcome
 
 __all__ = ["CountTokens"]
 

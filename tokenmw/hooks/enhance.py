@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 
-from .._fields import get_field
-from .._hook import Hook
-from .._telemetry import annotate_tokens
+from tokenmw._core.hook import Hook
+from tokenmw._wire.fields import get_field
+from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
-    from .._call import Call
+    from tokenmw._core.call import Call
 
 __all__ = ["Enhance"]
 

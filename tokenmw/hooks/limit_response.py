@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
 
-from .._hook import Hook
-from .._text_cache import INLINE_ENCODE_LIMIT
-from .._tokenizer import encoding_for_async
-from ._cut import cut_text
-from ._limit_streams import ChatStream, LimitPlan, ResponsesStream
-from ._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs, visible_reported
+from tokenmw._core.hook import Hook
+from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT
+from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw.hooks._cut import cut_text
+from tokenmw.hooks._limit_streams import ChatStream, LimitPlan, ResponsesStream
+from tokenmw.hooks._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs, visible_reported
 
 if TYPE_CHECKING:
     import tiktoken
     from opentelemetry.trace import Span
 
-    from .._call import Call
-    from .._hook import StreamOutcome
+    from tokenmw._core.call import Call
+    from tokenmw._core.hook import StreamOutcome
 
 __all__ = ["LimitResponse", "ReasoningBudget"]
 

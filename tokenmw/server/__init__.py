@@ -16,7 +16,7 @@ both with an OpenAI error body, so the client raises ``NotFoundError`` / ``BadRe
 
 The reply is plain English, the same text for the same settings whatever the prompt (hooks rewrite
 prompts; tests compare wrapped and unwrapped clients). Usage is real: input tokens follow tokenmw's
-counting rules (``tokenmw._counting``) and output tokens are the reply's tokens in the model's
+counting rules (``tokenmw._tokens.counting``) and output tokens are the reply's tokens in the model's
 encoding. A request's output cap (``max_completion_tokens``/``max_tokens``, ``max_output_tokens``)
 cuts the reply to that many tokens with ``finish_reason="length"`` (chat) or
 ``status="incomplete"`` and a closing ``response.incomplete`` event (responses), unless
@@ -47,11 +47,11 @@ From a shell: ``tokenmw serve`` or ``python -m tokenmw.server`` (``--port``, ``-
 ``--latency``, ``--chunk-delay``, ``--ignore-max-tokens``).
 """
 
-from ._cli import run_cli
-from ._process import server_process
-from ._records import RequestRecord, StreamRecord
-from ._server import EmbeddedServer, serve
-from ._settings import ServerSettings
+from tokenmw.server._cli import run_cli
+from tokenmw.server._process import server_process
+from tokenmw.server._records import RequestRecord, StreamRecord
+from tokenmw.server._server import EmbeddedServer, serve
+from tokenmw.server._settings import ServerSettings
 
 __all__ = [
     "EmbeddedServer",

@@ -1,5 +1,5 @@
 """``python -m tokenmw.server``: the same as ``tokenmw serve``."""
 
-from ._cli import run_cli
+from tokenmw.server._cli import run_cli
 
 raise SystemExit(run_cli())

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._server import EmbeddedServer, serve
+from tokenmw.server._server import EmbeddedServer, serve
 
 __all__ = ["build_parser", "run_cli"]
 

@@ -20,16 +20,17 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
-from .._counting import plan_request
-from .._text_cache import TokenCache, cache_for
-from .._tokenizer import encoding_for
+from tokenmw._tokens.count_cache import TokenCache, cache_for
+from tokenmw._tokens.counting import plan_request
+from tokenmw._tokens.encodings import encoding_for
+from tokenmw.server._records import RequestRecord, StreamRecord
+from tokenmw.server._reply import cap_tokens, reply_text, split_deltas
+from tokenmw.server._settings import RequestSettings, SettingsError, request_settings
+
 from . import _payloads as payloads
-from ._records import RequestRecord, StreamRecord
-from ._reply import cap_tokens, reply_text, split_deltas
-from ._settings import RequestSettings, SettingsError, request_settings
 
 if TYPE_CHECKING:
-    from ._server import _HTTPServer
+    from tokenmw.server._server import _HTTPServer
 
 __all__ = ["Handler"]
 

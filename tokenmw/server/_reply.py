@@ -10,7 +10,7 @@ from __future__ import annotations
 import zlib
 from functools import lru_cache
 
-from .._tokenizer import encoding_for
+from tokenmw._tokens.encodings import encoding_for
 
 __all__ = ["WORDS", "cap_tokens", "reply_text", "split_deltas"]
 

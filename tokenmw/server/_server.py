@@ -15,10 +15,10 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from .._tokenizer import preload
-from ._handler import Handler
-from ._records import Recorder, RequestRecord, StreamRecord
-from ._settings import ServerSettings
+from tokenmw._tokens.encodings import preload
+from tokenmw.server._handler import Handler
+from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
+from tokenmw.server._settings import ServerSettings
 
 __all__ = ["EmbeddedServer", "serve"]
 

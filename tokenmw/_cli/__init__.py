@@ -1,0 +1,1 @@
+"""The ``tokenmw`` command line: one module per subcommand."""

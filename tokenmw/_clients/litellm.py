@@ -1,0 +1,96 @@
+"""``tokenmw.wrap_litellm(fn, mw)`` for ``litellm.completion`` and ``litellm.acompletion``.
+
+LiteLLM's request-modifying hooks run only inside its proxy server; in-process, wrapping the
+function is the way in. This module never imports litellm: it receives the function.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from tokenmw._clients.sync import call_blocking, run_sync
+from tokenmw._core.call import Call
+from tokenmw._tokens import encodings as _tokenizer
+
+if TYPE_CHECKING:
+    from tokenmw._core.chain import Middleware
+
+__all__ = ["wrap_litellm"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def wrap_litellm(fn: F, middleware: Middleware) -> F:
+    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it."""
+    if getattr(fn, "__tokenmw_middleware__", None) is middleware:
+        return fn  # idempotent
+    if not callable(fn):
+        raise TypeError(f"wrap_litellm() takes litellm.completion or litellm.acompletion, got {fn!r}")
+    positional = _positional_names(fn)
+    if middleware.hooks:
+        _tokenizer.preload()
+
+    def to_kwargs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        if len(args) > len(positional):
+            return None  # not a call litellm accepts either; let it raise its own error
+        request = dict(zip(positional, args, strict=False))
+        request.update(kwargs)
+        return request
+
+    def new_call(request: dict[str, Any]) -> Call:
+        return Call(request, "chat", provider=_provider(request.get("model")), integration="litellm")
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = to_kwargs(args, kwargs)
+            if request is None:
+                return await fn(*args, **kwargs)
+
+            async def send(call: Call) -> Any:
+                return await fn(**call.request)
+
+            return await middleware.run(new_call(request), send)
+
+        wrapper: Any = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            request = to_kwargs(args, kwargs)
+            if request is None:
+                return fn(*args, **kwargs)
+
+            async def send(call: Call) -> Any:
+                return call_blocking(fn, **call.request)
+
+            return run_sync(
+                middleware.run(new_call(request), send, sync_caller=True), fast=middleware.sync_fast_path
+            )
+
+        wrapper = sync_wrapper
+    wrapper.__tokenmw_middleware__ = middleware
+    return wrapper  # type: ignore[no-any-return]
+
+
+def _positional_names(fn: Callable[..., Any]) -> list[str]:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return ["model", "messages"]
+    return [
+        p.name
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def _provider(model: Any) -> str:
+    # "anthropic/claude-3-5-sonnet" -> "anthropic"; bare OpenAI names have no prefix.
+    if isinstance(model, str) and "/" in model:
+        return model.split("/", 1)[0]
+    return "openai"

@@ -1,0 +1,68 @@
+"""What a hook is: a few optional methods, each run only if the hook defines it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+if TYPE_CHECKING:
+    from tokenmw._core.call import Call
+
+__all__ = ["CallNext", "Hook", "StreamOutcome"]
+
+CallNext = Callable[["Call"], Awaitable[Any]]
+"""Runs the rest of the chain (later hooks, then the model call) and returns the response."""
+
+StreamOutcome = Literal["completed", "error", "closed", "abandoned", "stopped"]
+"""How a stream ended: read to the end, failed, closed by the caller, garbage-collected while
+open, or stopped by a hook (``call.end_stream``)."""
+
+
+class Hook:
+    """Base class of every hook; override only the phases you need.
+
+    Request phases are async (``before``, ``wrap``, ``on_send``, ``after``). Stream phases (``on_chunk``,
+    ``on_stream_end``) are plain functions: they run once per chunk inside the caller's iteration,
+    sync or async, and at garbage collection for an abandoned stream, where nothing can be awaited.
+    Phases left as inherited are never called and cost nothing.
+    """
+
+    name: ClassVar[str] = "hook"
+    """Shown on the hook's spans as ``tokenmw.hook.name``."""
+
+    sync_fast_path: ClassVar[bool] = False
+    """Set to True when the hook's async phases await nothing that needs a current asyncio Task
+    (plain asyncio futures, ``asyncio.sleep``, ``asyncio.to_thread`` are fine; ``asyncio.timeout``,
+    anyio, sniffio-based clients such as httpx are not). With every hook so marked, sync clients
+    skip the event-loop task per call (~0.1 ms)."""
+
+    async def before(self, call: Call) -> None:
+        """Change ``call.request`` before it is sent."""
+
+    async def after(self, call: Call, response: Any) -> Any:
+        """Inspect or replace a complete (non-streamed) response; return the response to pass on."""
+        return response
+
+    async def wrap(self, call: Call, call_next: CallNext) -> Any:
+        """Run around the rest of the chain: call ``call_next`` zero, one or more times."""
+        return await call_next(call)
+
+    async def on_send(self, call: Call) -> None:
+        """Runs right before the request goes out, on the request as every hook left it
+        (accounting, budget checks); runs again if a ``wrap`` hook sends again."""
+
+    def on_chunk(self, call: Call, chunk: Any) -> Any:
+        """Inspect or replace one streamed chunk; return ``None`` to drop it."""
+        return chunk
+
+    def on_stream_end(self, call: Call, outcome: StreamOutcome) -> None:
+        """Runs exactly once when a stream ends, however it ends."""
+
+
+PHASES = ("before", "wrap", "on_send", "after", "on_chunk", "on_stream_end")
+
+
+def defined_phases(hook: Hook) -> frozenset[str]:
+    """The phases a hook overrides (the others are skipped, so they cost nothing)."""
+    cls = type(hook)
+    return frozenset(p for p in PHASES if getattr(cls, p) is not getattr(Hook, p))

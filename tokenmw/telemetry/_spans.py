@@ -1,0 +1,468 @@
+"""Spans for calls and hook phases, and the metrics beside them, through ``opentelemetry-api`` only.
+
+Without an SDK every span would be a no-op costing about a microsecond; with four hooks that adds
+up, so ``active()`` checks once per call whether a real tracer or meter provider is installed and
+the chain creates no spans at all when none is. The check reads the API's provider globals
+directly: the public getters look an environment variable up on every call, which costs ~1.5 µs
+each (a ``KeyError`` raised and caught inside ``os.environ``) and would be most of the price.
+
+A call span carries the GenAI attributes; what a stream tells about the response (id, model,
+finish reasons) is gathered per chunk into a small record and written once when the call ends.
+Everything here is guarded: a telemetry failure is logged at DEBUG and never fails the call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+import wrapt
+from opentelemetry import metrics, trace
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    NonRecordingSpan,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    SpanKind,
+    Status,
+    StatusCode,
+)
+
+from tokenmw._wire.fields import get_field
+from tokenmw.telemetry import _content as content
+from tokenmw.telemetry import _semconv as sc
+from tokenmw.telemetry._metrics import Instruments
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+    from tokenmw._core.call import Call
+
+__all__ = [
+    "UsageReporting",
+    "active",
+    "annotate_tokens",
+    "end_call_span",
+    "end_hook_span",
+    "hook_span_error",
+    "observe_chunk",
+    "set_usage_reporting",
+    "start_call_span",
+    "start_hook_span",
+]
+
+logger = logging.getLogger("tokenmw")
+
+UsageReporting = Literal["auto", "always", "never"]
+
+# -- is an SDK configured? -----------------------------------------------------------------------
+
+_trace_api: Any = trace
+_metrics_api: Any = getattr(metrics, "_internal", None)  # where the API keeps its meter provider
+_NO_TRACER = (ProxyTracerProvider, NoOpTracerProvider)
+_NO_METER = (
+    metrics.NoOpMeterProvider,
+    getattr(_metrics_api, "_ProxyMeterProvider", metrics.NoOpMeterProvider),
+)
+# The direct reads are valid while the API keeps those globals and no provider is loaded lazily
+# from an OTEL_PYTHON_*_PROVIDER variable; otherwise the public getters are used.
+_FAST_TRACE = hasattr(_trace_api, "_TRACER_PROVIDER") and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
+_FAST_METER = hasattr(_metrics_api, "_METER_PROVIDER") and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
+
+_tracer: Tracer | None = None
+"""tokenmw's tracer, taken from the real provider once there is one."""
+_instruments: Instruments | None = None
+"""The metric instruments, built once a real meter provider is set."""
+_setup_lock = threading.Lock()
+
+
+def _tracer_provider_set() -> bool:
+    provider = _trace_api._TRACER_PROVIDER if _FAST_TRACE else trace.get_tracer_provider()
+    return provider is not None and not isinstance(provider, _NO_TRACER)
+
+
+def _meter_provider_set() -> bool:
+    provider = _metrics_api._METER_PROVIDER if _FAST_METER else metrics.get_meter_provider()
+    return provider is not None and not isinstance(provider, _NO_METER)
+
+
+def active() -> bool:
+    """Whether an OpenTelemetry SDK (a real tracer or meter provider) is configured.
+
+    The global providers can be set only once, so once both are found this answers at once.
+    """
+    if _tracer is not None and _instruments is not None:
+        return True
+    if _tracer is None and _tracer_provider_set():
+        _start_tracing()
+    if _instruments is None and _meter_provider_set():
+        _start_metrics()
+    return _tracer is not None or _instruments is not None
+
+
+def _version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tokenmw")
+    except PackageNotFoundError:
+        return None
+
+
+def _start_tracing() -> None:
+    global _tracer
+    with _setup_lock:
+        if _tracer is None:
+            _tracer = trace.get_tracer("tokenmw", _version())
+
+
+def _start_metrics() -> None:
+    global _instruments
+    with _setup_lock:
+        if _instruments is None:
+            version = _version()
+            meter = metrics.get_meter("tokenmw", version) if version else metrics.get_meter("tokenmw")
+            _instruments = Instruments(meter)
+
+
+# -- usage already reported by another instrumentation ------------------------------------------
+
+_usage_reporting: UsageReporting = "auto"
+
+
+def set_usage_reporting(mode: UsageReporting) -> None:
+    """Whether call spans carry ``gen_ai.usage.*`` (and the ``gen_ai.client.*`` metrics are
+    recorded): ``"auto"`` leaves them to another OpenAI instrumentation when one wraps the
+    client's ``create`` (see ``tokenmw.telemetry``), ``"always"`` / ``"never"`` force it."""
+    global _usage_reporting
+    if mode not in ("auto", "always", "never"):
+        raise ValueError(f"usage reporting must be 'auto', 'always' or 'never', got {mode!r}")
+    _usage_reporting = mode
+
+
+def _usage_reported_elsewhere(call: Call) -> bool:
+    """Whether another instrumentation (a ``wrapt`` wrapper on the client class's ``create``, as
+    opentelemetry-instrumentation-openai-v2, OpenLLMetry and Langfuse install) reports usage in
+    its own span, which nests under ours."""
+    if _usage_reporting != "auto":
+        return _usage_reporting == "never"
+    client = call.client
+    if client is None:
+        return False
+    try:
+        resource = client.chat.completions if call.operation == "chat" else client.responses
+    except AttributeError:
+        return False
+    for klass in type(resource).__mro__:
+        create = klass.__dict__.get("create")
+        if create is not None:
+            return isinstance(create, wrapt.FunctionWrapper)
+    return False
+
+
+# -- call spans ----------------------------------------------------------------------------------
+
+
+class _CallRecord:
+    """What the end of a call needs: when it started, the metric attributes, and what the
+    response (or the stream's chunks) said about itself."""
+
+    __slots__ = ("attrs", "capture", "finish_reasons", "output", "response_id", "response_model", "start")
+
+    def __init__(self, attrs: dict[str, Any], capture: bool) -> None:
+        self.start = time.perf_counter()
+        self.attrs = attrs
+        self.capture = capture
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reasons: list[str] = []
+        self.output: dict[int, list[str]] | None = {} if capture else None
+
+
+_calls: dict[Span, _CallRecord] = {}
+_hooks: dict[Span, tuple[float, str, str]] = {}
+
+
+def _default_port(scheme: str | None) -> int | None:
+    return 443 if scheme == "https" else 80 if scheme == "http" else None
+
+
+def _server(call: Call) -> tuple[str | None, int | None]:
+    """Host and port the call goes to: the OpenAI client's ``base_url``, LiteLLM's ``api_base``.
+    Only host and port are kept: a URL can carry credentials."""
+    if call.client is not None:
+        url = getattr(call.client, "base_url", None)
+        host = getattr(url, "host", None)
+        if not host:
+            return None, None
+        return str(host), getattr(url, "port", None) or _default_port(getattr(url, "scheme", None))
+    base = call.request.get("api_base") or call.request.get("base_url")
+    if not isinstance(base, str):
+        return None, None
+    try:
+        parts = urlsplit(base)
+        return parts.hostname, parts.port or _default_port(parts.scheme)
+    except ValueError:
+        return None, None
+
+
+def _span_name(call: Call) -> str:
+    model = call.model
+    return f"{sc.OPERATION_CHAT} {model}" if model else sc.OPERATION_CHAT
+
+
+def start_call_span(call: Call) -> Span:
+    """The CLIENT span of one model call (GenAI semantic conventions), started as a child of the
+    caller's current span."""
+    attrs: dict[str, Any] = {
+        sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+        sc.GEN_AI_PROVIDER_NAME: call.provider,
+    }
+    model = call.model
+    if model:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    host, port = _server(call)
+    if host:
+        attrs[sc.SERVER_ADDRESS] = host
+        if port:
+            attrs[sc.SERVER_PORT] = port
+    tracer = _tracer
+    if tracer is not None:
+        span = tracer.start_span(_span_name(call), kind=SpanKind.CLIENT, attributes=attrs)
+    else:  # metrics only: a span of its own, so the call's record has a key
+        span = NonRecordingSpan(INVALID_SPAN_CONTEXT)
+    recording = span.is_recording()
+    if recording or _instruments is not None:
+        _calls[span] = _CallRecord(attrs, recording and content.capture_enabled())
+    return span
+
+
+def end_call_span(span: Span, call: Call, error: BaseException | None = None, response: Any = None) -> None:
+    """Record the call's request, response, usage (and error) on its span, end it, and record
+    the call's metrics."""
+    record = _calls.pop(span, None)
+    try:
+        if record is not None:
+            if response is not None:
+                _observe_response(record, response)
+            elsewhere = _usage_reported_elsewhere(call)
+            if span.is_recording():
+                _annotate_call(span, call, record, error, elsewhere)
+            if _instruments is not None:
+                _record_call_metrics(_instruments, call, record, error, elsewhere)
+    except Exception:
+        logger.debug("tokenmw: could not record telemetry for %r", call, exc_info=True)
+    finally:
+        span.end()
+
+
+def _annotate_call(
+    span: Span, call: Call, record: _CallRecord, error: BaseException | None, elsewhere: bool
+) -> None:
+    request = call.request
+    attrs: dict[str, Any] = {sc.GEN_AI_REQUEST_STREAM: call.stream}
+    model = call.model
+    if model and model != record.attrs.get(sc.GEN_AI_REQUEST_MODEL):
+        span.update_name(_span_name(call))  # a hook routed the call to another model
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    max_tokens = request.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = request.get("max_tokens")
+    if max_tokens is None:
+        max_tokens = request.get("max_output_tokens")
+    if isinstance(max_tokens, int):
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = max_tokens
+    for key, name in (("temperature", sc.GEN_AI_REQUEST_TEMPERATURE), ("top_p", sc.GEN_AI_REQUEST_TOP_P)):
+        value = request.get(key)
+        if isinstance(value, int | float):
+            attrs[name] = value
+    if record.response_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = record.response_id
+    if record.response_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = record.response_model
+    if record.finish_reasons:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = record.finish_reasons
+    u = call.usage
+    if not elsewhere:
+        if u.input_tokens_reported is not None:
+            attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = u.input_tokens_reported
+        if u.output_tokens is not None:
+            attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = u.output_tokens
+            if u.output_tokens_estimated:
+                attrs[sc.TOKENMW_OUTPUT_ESTIMATED] = True
+        if u.cached_input_tokens is not None:
+            attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = u.cached_input_tokens
+    if u.input_tokens_original is not None and u.input_tokens_sent is not None:
+        attrs[sc.TOKENMW_TOKENS_BEFORE] = u.input_tokens_original
+        attrs[sc.TOKENMW_TOKENS_AFTER] = u.input_tokens_sent
+        attrs[sc.TOKENMW_TOKENS_SAVED] = u.input_tokens_original - u.input_tokens_sent
+    if record.capture:
+        attrs.update(content.input_attributes(call.operation, request))
+        if record.output:
+            texts = {index: "".join(pieces) for index, pieces in record.output.items()}
+            attrs[sc.GEN_AI_OUTPUT_MESSAGES] = content.output_messages(texts, record.finish_reasons)
+    if error is not None:
+        error_type = type(error).__qualname__
+        attrs[sc.ERROR_TYPE] = error_type
+        span.set_status(Status(StatusCode.ERROR, error_type))
+    span.set_attributes(attrs)
+
+
+def _record_call_metrics(
+    instruments: Instruments, call: Call, record: _CallRecord, error: BaseException | None, elsewhere: bool
+) -> None:
+    u = call.usage
+    if error is None and u.input_tokens_original is not None and u.input_tokens_sent is not None:
+        keys = (sc.GEN_AI_PROVIDER_NAME, sc.GEN_AI_REQUEST_MODEL)
+        saved_attrs = {k: record.attrs[k] for k in keys if k in record.attrs}
+        instruments.tokens_saved.add(u.input_tokens_original - u.input_tokens_sent, saved_attrs)
+    if elsewhere:
+        return  # the other instrumentation records the gen_ai.client.* metrics
+    attrs = dict(record.attrs)
+    if record.response_model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = record.response_model
+    if error is not None:
+        attrs[sc.ERROR_TYPE] = type(error).__qualname__
+    instruments.operation_duration.record(time.perf_counter() - record.start, attrs)
+    if error is not None:
+        return
+    for count, token_type in (
+        (u.input_tokens_reported, sc.TOKEN_TYPE_INPUT),
+        (u.output_tokens, sc.TOKEN_TYPE_OUTPUT),
+    ):
+        if count is not None:
+            instruments.token_usage.record(count, {**attrs, sc.GEN_AI_TOKEN_TYPE: token_type})
+
+
+# -- what the response says about itself ---------------------------------------------------------
+
+
+
+# The Responses API reports a status; the conventions name finish reasons like chat does.
+_RESPONSES_REASONS = {
+    "completed": "stop",
+    "failed": "error",
+    "max_output_tokens": "length",
+    "content_filter": "content_filter",
+}
+
+
+def _observe_response(record: _CallRecord, response: Any) -> None:
+    record.response_id = get_field(response, "id")
+    record.response_model = get_field(response, "model")
+    choices = get_field(response, "choices")
+    if isinstance(choices, list):
+        record.finish_reasons = [r for r in (get_field(c, "finish_reason") for c in choices) if r is not None]
+    else:
+        _responses_reason(record, response)
+    if record.capture:
+        record.output = {i: [text] for i, text in content.response_output(response).items()}
+
+
+def _responses_reason(record: _CallRecord, response: Any) -> None:
+    status = get_field(response, "status")
+    details = get_field(response, "incomplete_details")
+    reason = get_field(details, "reason") if details is not None else None
+    reason = reason or status
+    if isinstance(reason, str):
+        record.finish_reasons = [_RESPONSES_REASONS.get(reason, reason)]
+
+
+def observe_chunk(span: Span, chunk: Any) -> None:
+    """Note what a stream chunk tells about the response (id, model, finish reason); written on
+    the span once, when the stream ends."""
+    record = _calls.get(span)
+    if record is None:
+        return
+    try:
+        kind = get_field(chunk, "type")
+        if kind is None:
+            _observe_chat_chunk(record, chunk)
+        elif kind in ("response.created", "response.completed", "response.incomplete", "response.failed"):
+            response = get_field(chunk, "response")
+            record.response_id = get_field(response, "id") or record.response_id
+            record.response_model = get_field(response, "model") or record.response_model
+            if kind != "response.created":
+                _responses_reason(record, response)
+        elif kind == "response.output_text.delta" and record.output is not None:
+            record.output.setdefault(0, []).append(get_field(chunk, "delta") or "")
+    except Exception:
+        logger.debug("tokenmw: could not read a stream chunk for telemetry", exc_info=True)
+
+
+def _observe_chat_chunk(record: _CallRecord, chunk: Any) -> None:
+    if record.response_id is None:
+        record.response_id = get_field(chunk, "id")
+        record.response_model = get_field(chunk, "model")
+    choices = get_field(chunk, "choices")
+    if not choices:
+        return
+    for choice in choices:
+        reason = get_field(choice, "finish_reason")
+        if reason is not None:
+            record.finish_reasons.append(reason)
+        if record.output is not None:
+            delta = get_field(choice, "delta")
+            text = get_field(delta, "content") if delta is not None else None
+            if text:
+                record.output.setdefault(get_field(choice, "index") or 0, []).append(text)
+
+
+# -- hook spans ----------------------------------------------------------------------------------
+
+
+def start_hook_span(hook_name: str, phase: str) -> Span:
+    """An INTERNAL span for one hook phase, child of the current (call) span.
+
+    Under a call span that is not recording (sampled out), the hook spans would be sampled out
+    too: the SDK is not asked (about 8 µs a span) and the call span's context is reused."""
+    parent = trace.get_current_span()
+    tracer = _tracer
+    if tracer is not None and parent.is_recording():
+        span = tracer.start_span(
+            f"tokenmw.{hook_name}.{phase}",
+            attributes={sc.TOKENMW_HOOK_NAME: hook_name, sc.TOKENMW_HOOK_PHASE: phase},
+        )
+    elif _instruments is None:
+        return parent
+    else:  # metrics only, or sampled out: a span of its own, so the hook's timing has a key
+        span = NonRecordingSpan(parent.get_span_context())
+    if _instruments is not None:
+        _hooks[span] = (time.perf_counter(), hook_name, phase)
+    return span
+
+
+def end_hook_span(span: Span) -> None:
+    """End a hook phase span and record its duration."""
+    span.end()
+    if _hooks:
+        started = _hooks.pop(span, None)
+        if started is not None and _instruments is not None:
+            start, name, phase = started
+            _instruments.hook_duration.record(
+                time.perf_counter() - start, {sc.TOKENMW_HOOK_NAME: name, sc.TOKENMW_HOOK_PHASE: phase}
+            )
+
+
+def hook_span_error(span: Span, error: BaseException, skipped: bool) -> None:
+    """Mark a hook span as failed; ``skipped`` says whether the call went on without the hook."""
+    if span.is_recording():
+        span.record_exception(error)
+        span.set_attribute(sc.ERROR_TYPE, type(error).__qualname__)
+        span.set_attribute(sc.TOKENMW_HOOK_SKIPPED, skipped)
+        span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+
+
+def annotate_tokens(before: int, after: int, **extra: Any) -> None:
+    """Put tokens before/after/saved (and ``extra`` as ``tokenmw.<key>``) on the current hook span."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(sc.TOKENMW_TOKENS_BEFORE, before)
+        span.set_attribute(sc.TOKENMW_TOKENS_AFTER, after)
+        span.set_attribute(sc.TOKENMW_TOKENS_SAVED, before - after)
+        for key, value in extra.items():
+            span.set_attribute(f"tokenmw.{key}", value)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call
 from tokenmw._tokens import encodings as _tokenizer
+from tokenmw._tokens.models import provider_of
 
 if TYPE_CHECKING:
     from tokenmw._core.chain import Middleware
@@ -91,6 +92,4 @@ def _positional_names(fn: Callable[..., Any]) -> list[str]:
 
 def _provider(model: Any) -> str:
     # "anthropic/claude-3-5-sonnet" -> "anthropic"; bare OpenAI names have no prefix.
-    if isinstance(model, str) and "/" in model:
-        return model.split("/", 1)[0]
-    return "openai"
+    return (provider_of(model) if isinstance(model, str) else None) or "openai"

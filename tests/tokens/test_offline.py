@@ -36,7 +36,7 @@ def _expected_hashes(monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, st
 def test_shipped_files_pass_tiktokens_hash_check(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     asked = _expected_hashes(monkeypatch, name)
     assert len(asked) == 1
-    (url, expected), = asked.items()
+    ((url, expected),) = asked.items()
     assert expected is not None and len(expected) == 64
     assert offline.local_copy(url) == offline.DATA_DIR / f"{name}.tiktoken.gz"
     assert offline._read_verified(url, expected) is not None
@@ -46,7 +46,7 @@ def test_shipped_files_pass_tiktokens_hash_check(monkeypatch: pytest.MonkeyPatch
 def test_shipped_files_parse_to_tiktokens_ranks(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str
 ) -> None:
-    (url, expected), = _expected_hashes(monkeypatch, name).items()
+    ((url, expected),) = _expected_hashes(monkeypatch, name).items()
     plain = tmp_path / f"{name}.tiktoken"
     plain.write_bytes(gzip.decompress((offline.DATA_DIR / f"{name}.tiktoken.gz").read_bytes()))
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # tiktoken reads the file as it is, caches nothing
@@ -54,7 +54,7 @@ def test_shipped_files_parse_to_tiktokens_ranks(
 
 
 def test_a_tampered_copy_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (url, expected), = _expected_hashes(monkeypatch, "cl100k_base").items()
+    ((url, expected),) = _expected_hashes(monkeypatch, "cl100k_base").items()
     data = gzip.decompress((offline.DATA_DIR / "cl100k_base.tiktoken.gz").read_bytes())
     (tmp_path / "cl100k_base.tiktoken.gz").write_bytes(gzip.compress(data.replace(b" 100\n", b" 101\n", 1)))
     monkeypatch.setattr(offline, "DATA_DIR", tmp_path)

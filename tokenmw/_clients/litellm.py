@@ -25,11 +25,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def wrap_litellm(fn: F, middleware: Middleware) -> F:
-    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it."""
+    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it.
+
+    tokenmw does not depend on litellm: install it with ``pip install 'tokenmw[litellm]'``."""
     if getattr(fn, "__tokenmw_middleware__", None) is middleware:
         return fn  # idempotent
     if not callable(fn):
-        raise TypeError(f"wrap_litellm() takes litellm.completion or litellm.acompletion, got {fn!r}")
+        raise TypeError(
+            f"wrap_litellm() takes litellm.completion or litellm.acompletion, got {fn!r} "
+            "(litellm is not a tokenmw dependency: pip install 'tokenmw[litellm]')"
+        )
     positional = _positional_names(fn)
     if middleware.hooks:
         _tokenizer.preload()

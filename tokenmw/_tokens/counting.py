@@ -350,8 +350,9 @@ def plan_responses(request: Mapping[str, Any]) -> CountPlan:
     if block is not None:
         plan.estimated = True  # the chat rendering, assumed: no Responses figure is public
     instructions = request.get("instructions")
-    has_system = isinstance(instructions, str)
-    if has_system:
+    has_system = False
+    if isinstance(instructions, str):
+        has_system = True
         plan.fixed += TOKENS_PER_MESSAGE
         texts.append(_INSTRUCTIONS_ROLE)
         if block is not None:

@@ -440,3 +440,10 @@ def test_the_rendering_is_the_one_the_api_uses() -> None:
 )
 def test_unmeasured_shapes_are_flagged(tools: list[dict[str, Any]]) -> None:
     assert plan_chat([SYSTEM, user("hi")], tools, model="gpt-4").estimated
+
+
+def test_a_developer_message_with_tools_is_flagged() -> None:
+    developer = {"role": "developer", "content": "You are a bot."}
+    assert not plan_chat([SYSTEM, user("hi")], [SEARCH], model="gpt-4").estimated
+    assert plan_chat([developer, user("hi")], [SEARCH], model="gpt-4").estimated
+    assert not plan_chat([developer, user("hi")], model="gpt-4").estimated  # no tools: the cookbook rule

@@ -129,7 +129,10 @@ def plan_chat(
             message = _as_mapping(message)
             if message is None:
                 continue
-            is_system = message.get("role") == "system"
+            role = message.get("role")
+            is_system = role == "system"
+            if role == "developer" and block is not None:
+                plan.estimated = True  # whether the tools block joins a developer message: not measured
             _add_message(plan, message, rules, pad=block is not None and is_system and not has_system)
             has_system = has_system or is_system
     if block is not None:

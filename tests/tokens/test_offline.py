@@ -112,3 +112,20 @@ def test_shipped_files_suffice_without_litellm_or_network(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["9", "9"]  # 3 + "user" 1 + "hello world" 2 + 3 priming
     assert not (tmp_path / "empty-cache").exists()
+
+
+def test_tiktokens_own_cache_comes_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tokenmw._tokens import encodings
+
+    url = encodings._BLOB_URLS["o200k_base"]
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
+    calls: list[str] = []
+    monkeypatch.setattr(encodings.tiktoken, "get_encoding", lambda name: calls.append(name) or name)
+    monkeypatch.setattr(encodings, "load_encoding", lambda name: f"local {name}")
+    assert not offline.cached_by_tiktoken(url)
+    assert encodings._load("o200k_base") == "local o200k_base"  # nothing cached: our copy
+    (tmp_path / offline._url_key(url)).write_bytes(b"cached")
+    assert offline.cached_by_tiktoken(url)
+    assert encodings._load("o200k_base") == "o200k_base" and calls == ["o200k_base"]  # tiktoken's
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")  # caching disabled: never "cached"
+    assert not offline.cached_by_tiktoken(url)

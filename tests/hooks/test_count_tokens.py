@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenmw import Call, Hook, Middleware, TokenBudgetExceeded, TokenmwError
-from tokenmw._core.usage import reported_usage
 from tokenmw._tokens.counting import count_request, count_tokens
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.hooks.count_tokens import CountTokens
@@ -242,7 +241,7 @@ def chat_chunks(deltas: list[str], usage: dict[str, Any] | None) -> list[ChatCom
 def feed(hook: CountTokens, call: Call, chunks: list[Any]) -> None:
     """What the chain does per chunk: usage first, then the hook."""
     for chunk in chunks:
-        reported_usage(chunk, call.usage)
+        call.usage.record_reported(chunk)
         assert hook.on_chunk(call, chunk) is chunk
 
 

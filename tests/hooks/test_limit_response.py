@@ -502,7 +502,7 @@ async def test_tool_call_stream_untouched() -> None:
     ]
     out = [hook.on_chunk(call, c) for c in [*parts, chunk({}, "tool_calls")]]
     assert out == [*parts, out[-1]] and out[-1].choices[0].finish_reason == "tool_calls"
-    assert not call.stream_ended
+    assert call._stream_end is None
 
 
 async def test_responses_function_call_untouched() -> None:
@@ -576,7 +576,7 @@ async def test_n_choices_cut_one_at_a_time() -> None:
     assert out[4] is None
     assert out[5].choices[0].finish_reason == "length"
     assert out[6].choices[0].finish_reason == "stop"
-    assert not call.stream_ended
+    assert call._stream_end is None
 
 
 # -- telemetry ------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.hook import Hook
-from tokenmw._core.usage import reported_usage
 from tokenmw._tokens import prices as _prices
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import plan_request
@@ -74,7 +73,7 @@ class CountTokens(Hook):
 
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage
-        if reported_usage(response, usage) and usage.output_tokens is not None:
+        if usage.record_reported(response) and usage.output_tokens is not None:
             return response
         texts = _reply_texts(response)
         if texts is not None:

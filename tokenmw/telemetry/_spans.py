@@ -17,10 +17,12 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-import wrapt
+from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
@@ -44,12 +46,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UsageReporting",
-    "active",
     "annotate_tokens",
+    "current",
     "end_call_span",
     "end_hook_span",
     "hook_span_error",
     "observe_chunk",
+    "sdk_configured",
     "set_usage_reporting",
     "start_call_span",
     "start_hook_span",
@@ -90,7 +93,7 @@ def _meter_provider_set() -> bool:
     return provider is not None and not isinstance(provider, _NO_METER)
 
 
-def active() -> bool:
+def sdk_configured() -> bool:
     """Whether an OpenTelemetry SDK (a real tracer or meter provider) is configured.
 
     The global providers can be set only once, so once both are found this answers at once.
@@ -145,23 +148,24 @@ def set_usage_reporting(mode: UsageReporting) -> None:
 
 
 def _usage_reported_elsewhere(call: Call) -> bool:
-    """Whether another instrumentation (a ``wrapt`` wrapper on the client class's ``create``, as
-    opentelemetry-instrumentation-openai-v2, OpenLLMetry and Langfuse install) reports usage in
-    its own span, which nests under ours."""
+    """Whether another instrumentation reports this call's usage in its own span (which nests
+    under ours); the client integration tells (``call.usage_reported_elsewhere``)."""
     if _usage_reporting != "auto":
         return _usage_reporting == "never"
-    client = call.client
-    if client is None:
-        return False
+    return call.usage_reported_elsewhere
+
+
+@contextmanager
+def current(span: Span | None) -> Iterator[None]:
+    """Make ``span`` the current span inside the block (nothing to do for ``None``)."""
+    if span is None:
+        yield
+        return
+    token = otel_context.attach(trace.set_span_in_context(span))
     try:
-        resource = client.chat.completions if call.operation == "chat" else client.responses
-    except AttributeError:
-        return False
-    for klass in type(resource).__mro__:
-        create = klass.__dict__.get("create")
-        if create is not None:
-            return isinstance(create, wrapt.FunctionWrapper)
-    return False
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 # -- call spans ----------------------------------------------------------------------------------

@@ -104,8 +104,8 @@ def test_estimated_output_is_tracked_apart() -> None:
     usage.record("gpt-4o", call_usage(1, estimated=True))
     usage.record("gpt-4o", call_usage(2))
     assert usage.output_tokens == 11 + 12
-    assert usage.output_tokens_estimated == 11
-    assert usage.by_model["gpt-4o"].output_tokens_estimated == 11
+    assert usage.output_tokens_counted_locally == 11
+    assert usage.by_model["gpt-4o"].output_tokens_counted_locally == 11
 
 
 def test_unknown_model_is_grouped() -> None:

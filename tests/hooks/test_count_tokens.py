@@ -349,7 +349,7 @@ async def test_e2e_chat_usage(
     assert usage.input_tokens_saved > 0
     assert usage.input_tokens_reported == response.usage.prompt_tokens
     assert usage.output_tokens == response.usage.completion_tokens
-    assert usage.output_tokens_estimated == 0
+    assert usage.output_tokens_counted_locally == 0
     assert usage.by_model["gpt-4o-mini"].calls == 1
     assert usage.cost_usd is not None and usage.cost_usd > 0
 
@@ -373,10 +373,10 @@ async def test_e2e_stream(
     assert usage.input_tokens_sent == server_input_tokens(live_server)
     if include_usage:
         assert usage.output_tokens == reported
-        assert usage.output_tokens_estimated == 0
+        assert usage.output_tokens_counted_locally == 0
     else:
         assert usage.output_tokens == tokens(text) > 0
-        assert usage.output_tokens_estimated == usage.output_tokens
+        assert usage.output_tokens_counted_locally == usage.output_tokens
 
 
 def test_e2e_sync_responses(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:

@@ -262,7 +262,7 @@ def test_sync_stream_stops_upstream_at_the_cap(
     server_stream_cut_short(live_server)
     # No usage chunk was asked for: the output is counted locally, and says so.
     assert mw.usage.output_tokens > CAP
-    assert mw.usage.output_tokens_estimated == mw.usage.output_tokens
+    assert mw.usage.output_tokens_counted_locally == mw.usage.output_tokens
 
 
 async def test_async_stream_with_usage_chunk(
@@ -288,7 +288,7 @@ async def test_async_stream_with_usage_chunk(
     assert finish.id == chunks[0].id and usage.model == chunks[0].model
     server_stream_cut_short(live_server)
     assert mw.usage.output_tokens == usage.usage.completion_tokens
-    assert mw.usage.output_tokens_estimated == usage.usage.completion_tokens  # local, not the API's
+    assert mw.usage.output_tokens_counted_locally == usage.usage.completion_tokens  # local, not the API's
     assert mw.usage.input_tokens_reported == 0  # the API reported none
 
 

@@ -619,3 +619,14 @@ def test_captured_messages_keep_roles_text_and_tool_calls_only() -> None:
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "a cat"}]},
     ]
     assert image not in attr and SECRET not in attr
+
+
+def test_the_private_opentelemetry_globals_tokenmw_reads_are_still_there() -> None:
+    # tokenmw reads the API's provider globals directly (telemetry/_spans.py); if a release of
+    # opentelemetry-api moves them, the public getters take over and this test says so.
+    from opentelemetry import metrics, trace
+
+    assert hasattr(trace, "_TRACER_PROVIDER")
+    assert hasattr(metrics._internal, "_METER_PROVIDER")
+    assert hasattr(metrics._internal, "_ProxyMeterProvider")
+    assert tel._FAST_TRACE and tel._FAST_METER

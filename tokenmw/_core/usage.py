@@ -24,7 +24,7 @@ _FIELDS = (
     "input_tokens_saved",
     "input_tokens_reported",
     "output_tokens",
-    "output_tokens_estimated",
+    "output_tokens_counted_locally",
     "cached_input_tokens",
     "reasoning_tokens",
 )
@@ -39,7 +39,7 @@ class ModelUsage:
     input_tokens_sent: int = 0
     input_tokens_reported: int = 0
     output_tokens: int = 0
-    output_tokens_estimated: int = 0
+    output_tokens_counted_locally: int = 0
     """Part of ``output_tokens`` counted locally because the API reported none (streams)."""
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
@@ -72,7 +72,7 @@ class ModelUsage:
         if u.output_tokens is not None:
             self.output_tokens += u.output_tokens
             if u.output_tokens_estimated:
-                self.output_tokens_estimated += u.output_tokens
+                self.output_tokens_counted_locally += u.output_tokens
         self.cached_input_tokens += u.cached_input_tokens or 0
         self.reasoning_tokens += u.reasoning_tokens or 0
 

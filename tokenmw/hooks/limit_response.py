@@ -22,6 +22,7 @@ from opentelemetry import trace
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw._wire.text import reply_pieces
 from tokenmw._wire.usage import read_usage_block
 from tokenmw.hooks._cut import cut_text
 from tokenmw.hooks._limit_streams import ChatStream, LimitPlan, ResponsesStream
@@ -359,16 +360,8 @@ def _count(encoding: tiktoken.Encoding, text: Any) -> int:
 
 
 def _text_size(response: Any) -> int:
-    """Characters of generated text in a complete response (decides whether to leave the loop)."""
-    size = 0
-    for choice in get(response, "choices") or ():
-        content = get(get(choice, "message"), "content")
-        size += len(content) if isinstance(content, str) else 0
-    for item in get(response, "output") or ():
-        for part in get(item, "content") or ():
-            text = get(part, "text")
-            size += len(text) if isinstance(text, str) else 0
-    return size
+    """Characters of answer text in a complete response (decides whether to leave the loop)."""
+    return sum(len(text) for _, kind, text in reply_pieces(response) or () if kind == "text")
 
 
 def _annotate(

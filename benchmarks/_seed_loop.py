@@ -189,7 +189,8 @@ _TASKS = (
     "Find this week's delayed orders for warehouse {wh} and open tickets where the rules require one.",
     "Customer {cust} says their order never arrived. Check what happened and open a ticket if needed.",
     "List every order from {wh} that is more than 5 days late and tell me which customers are gold tier.",
-    "Our carrier {carrier} reported an outage on {day}. Which orders shipped from {wh} that day are affected?",
+    "Our carrier {carrier} reported an outage on {day}. "
+    "Which orders shipped from {wh} that day are affected?",
 )
 
 
@@ -218,7 +219,8 @@ def system_prompt(agent: int) -> str:
         "- **tier**: `standard`, `silver`, `gold` or `platinum`, from the customer's 12-month spend.\n"
         "- **LTV**: lifetime value in EUR, net of returns.\n\n"
     )
-    return head + _TOOLS_DOC + "\n" + _EXAMPLE_ORDER + "\n" + _RULES + "\n" + glossary + _POLICY + "\n" + _FORMAT
+    sections = (_TOOLS_DOC, _EXAMPLE_ORDER, _RULES, glossary + _POLICY, _FORMAT)
+    return head + "\n".join(sections)
 
 
 def _order(rng: random.Random, wh: str, n: int) -> dict[str, Any]:
@@ -309,7 +311,10 @@ def agent_turns(agent: int) -> list[list[dict[str, Any]]]:
     for n, (thought, tool, args, result) in enumerate(steps[:TURNS], start=1):
         messages = [
             *messages,
-            {"role": "assistant", "content": f"Thought: {thought}\nAction: {tool}\nAction Input: {json.dumps(args)}"},
+            {
+                "role": "assistant",
+                "content": f"Thought: {thought}\nAction: {tool}\nAction Input: {json.dumps(args)}",
+            },
             {"role": "user", "content": f"Tool result (step {n}):\n{_cut(result, note=n % 2 == 1)}"},
         ]
         turns.append(messages)

@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from .jsoncompact import parse_exact
+from .jsonlex import Lexed, same_tokens
 from .protect import Regions, fence_spans
 
 __all__ = ["check"]
@@ -42,7 +43,10 @@ def check(
     if not regions.all_restored_once():
         return "protected region"
     for value, text in json_values:
-        if parse_exact(text) != value:
+        if isinstance(value, Lexed):
+            if not same_tokens(value.raw, text):
+                return "json"
+        elif parse_exact(text) != value:
             return "json"
     if drops_lines:
         if not set(_NUMBER.findall(masked)) <= set(_NUMBER.findall(rewritten)):

@@ -16,6 +16,7 @@ from . import aggressive
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
+from .jsonlex import Lexed, lexed_blocks
 from .protect import (
     Regions,
     fence_spans,
@@ -127,6 +128,9 @@ def _protect_segment(
     quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
     only what the rules could change."""
     blocks = _json_blocks(segment)
+    lexed = lexed_blocks(segment, [(s, e) for s, e, _ in blocks])
+    if lexed:
+        blocks = sorted([*blocks, *lexed], key=lambda block: block[0])
     bare = segment
     if blocks:
         rest = []
@@ -158,7 +162,8 @@ def _protect_segment(
                 compact = result[1]
                 if compact != segment[start:end]:
                     json_values.append(result)
-                masked.append(regions.add(compact) if strict or "  " in compact else compact)
+                protect = strict or "  " in compact or isinstance(result[0], Lexed)
+                masked.append(regions.add(compact) if protect else compact)
             pos = end
         masked.append(segment[pos:])
         text = "".join(masked)
@@ -176,7 +181,7 @@ def _quoted_spans(text: str) -> list[tuple[int, int]]:
     return quoted_spans(text, is_code_line)
 
 
-def _json_blocks(segment: str) -> list[tuple[int, int, tuple[Any, str] | None]]:
+def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
     """``(start, end, (value, compact) or None)`` of each JSON object/array filling its lines."""
     if "{" not in segment and "[" not in segment:
         return []

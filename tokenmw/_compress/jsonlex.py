@@ -1,0 +1,126 @@
+r"""Compact JSON that does not parse: cut mid-document, or written inside a line of prose.
+
+Agents cut long tool outputs at a character count (``json.dumps(result, indent=2)[:5000]``), so the
+document never closes and a strict parse fails; ReAct prompts write ``Observation: {"temp": 19.4, …}``
+on one line. Both go out pretty-printed or spaced unless compacted at the token level: this module
+finds a run of JSON tokens (strings, numbers, literals, punctuation) and deletes the whitespace
+between them. Nothing inside a string changes and no token is added, dropped or reordered; the
+check after the rewrite (``same_tokens``) verifies that by an independent route, and a stretch that
+fails it is sent as written.
+
+Only whitespace goes, so the result is lossless for any reader, and the model reads compact JSON as
+well as pretty JSON. A complete document ends the stretch (JSON Lines keep their line breaks); a
+string cut by the truncation at the end of a line is kept as the last token.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .jsoncompact import _DELETE_WHITESPACE, _rejoin_escaped
+
+__all__ = ["Lexed", "lexed_blocks", "same_tokens"]
+
+_STRING = r'"(?:[^"\\\n]|\\.)*"'
+_LITERAL = r"-?\d[\d.eE+\-]*|true|false|null"
+# One C-level match finds the whole stretch of tokens, whitespace between them included.
+_STRETCH = re.compile(rf"(?:[ \t\r\n]*(?:{_STRING}|[{{}}\[\],:]|{_LITERAL}))+")
+# A string the cut left open: a quote, then the rest of the line.
+_OPEN_STRING = re.compile(r'[ \t\r\n]*"(?:[^"\\\n]|\\.)*(?=\n|\Z)')
+_BRACKET = re.compile(r"[\[\]{}]")
+# Where JSON starts inside a line of prose: an object with a key, an array of objects, strings or
+# arrays. A lone ``[`` or ``{`` in prose ("[1]", "{x}") is not taken for JSON.
+_EMBEDDED_START = re.compile(r'\{"|\[[ \t]*[{\["]')
+_LINE_START = re.compile(r"(?:^|\n)[ \t]*([\[{])")
+# Tokens for the independent check: strings, then any other run of non-space characters.
+_CHECK_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
+
+
+class Lexed:
+    """Stands for the value of a token-level compaction in the list the checks go through: the
+    text as written, to compare token streams with."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: str) -> None:
+        self.raw = raw
+
+
+def _compact(raw: str) -> str:
+    """``raw`` without whitespace outside strings (split at the quotes, as ``jsoncompact`` does)."""
+    parts = raw.split('"')
+    if '\\"' in raw:
+        parts = _rejoin_escaped(parts)
+    parts[::2] = "\0".join(parts[::2]).translate(_DELETE_WHITESPACE).split("\0")
+    return '"'.join(parts)
+
+
+def _stretch(text: str, start: int) -> int:
+    """The end of the JSON tokens starting at ``text[start]`` (a bracket), stopping after the
+    bracket that closes the first one, or ``start`` when there is nothing to compact."""
+    m = _STRETCH.match(text, start)
+    if m is None:
+        return start
+    end = m.end()
+    # Depth, read from the brackets outside strings: the pieces between quotes at even places.
+    depth = 0
+    pos = start
+    inside = False
+    for piece in _split_strings(text, start, end):
+        if not inside:
+            for b in _BRACKET.finditer(piece):
+                depth += 1 if b.group() in "[{" else -1
+                if depth == 0:
+                    return pos + b.end()
+        pos += len(piece) + 1
+        inside = not inside
+    tail = _OPEN_STRING.match(text, end)
+    if tail is not None:
+        end = tail.end()
+    return end
+
+
+def _split_strings(text: str, start: int, end: int) -> list[str]:
+    parts = text[start:end].split('"')
+    return _rejoin_escaped(parts) if '\\"' in text[start:end] else parts
+
+
+def lexed_blocks(
+    segment: str, taken: list[tuple[int, int]]
+) -> list[tuple[int, int, tuple[Lexed, str]]]:
+    """``(start, end, (Lexed(raw), compact))`` of each stretch of JSON tokens in ``segment`` that
+    loses whitespace when compacted, outside the ``taken`` spans (JSON already parsed strictly)."""
+    if "{" not in segment and "[" not in segment:
+        return []
+    starts = [m.start(1) for m in _LINE_START.finditer(segment)]
+    if '{"' in segment or "[" in segment:
+        for m in _EMBEDDED_START.finditer(segment):
+            line = segment.rfind("\n", 0, m.start()) + 1
+            if "`" not in segment[line : m.start()]:  # inline code is not rewritten
+                starts.append(m.start())
+    if not starts:
+        return []
+    starts = sorted(set(starts))
+    out: list[tuple[int, int, tuple[Lexed, str]]] = []
+    spans = sorted(taken)
+    pos = 0
+    for start in starts:
+        if start < pos or any(s <= start < e for s, e in spans):
+            continue
+        end = _stretch(segment, start)
+        if end <= start or any(start < e and s < end for s, e in spans):
+            continue
+        raw = segment[start:end]
+        compact = _compact(raw)
+        if compact != raw and (":" in raw or "," in raw):
+            out.append((start, end, (Lexed(raw), compact)))
+            pos = end
+    return out
+
+
+def same_tokens(raw: str, compact: str) -> bool:
+    """Whether ``compact`` is exactly the JSON tokens of ``raw``, in order, with nothing between
+    them: the check run on every token-level compaction (a regex tokenizer, not the quote split
+    that compacted it; two literals run together read as one token and fail it)."""
+    tokens = _CHECK_TOKEN.findall(compact)
+    return "".join(tokens) == compact and _CHECK_TOKEN.findall(raw) == tokens

@@ -32,6 +32,8 @@ _MARKER = re.compile(
 )
 _WHOLE_MARKER = re.compile(r"\[identical to (message|input item) (\d+) above; omitted\]")
 _ANY_MARKER = re.compile(r"\[(?:block )?identical to [^\]\n]*; omitted\]")
+# A run of lines repeating earlier ones: "[same as above]", "[3 lines: same as in message 2 above]".
+_LINE_MARKER = re.compile(r"\[(?:\d+ lines: )?same as (?:in (message|input item) (\d+) |in the \w+ )?above\]")
 
 
 def load(path: Path) -> tuple[dict[str, Any], str]:
@@ -89,6 +91,18 @@ def json_blocks(text: str) -> tuple[list[Any], str]:
     return values, "".join(rest)
 
 
+def values_anywhere(text: str) -> list[Any]:
+    """Values of the JSON objects/arrays starting at any bracket of ``text``."""
+    decoder = json.JSONDecoder()
+    found = []
+    for m in re.finditer(r"[\[{]", text):
+        try:
+            found.append(decoder.raw_decode(text, m.start())[0])
+        except ValueError:
+            continue
+    return found
+
+
 # -- the guarantees ------------------------------------------------------------------------------------
 
 
@@ -115,24 +129,47 @@ async def test_guarantees_hold_on_every_corpus_request(path: Path, level: str) -
         old, new = text_of(old_item), new_texts[i]
         if old is None:
             continue
-        _check_text(old, new, new_texts, level, tool=old_item.get("role") == "tool" or "output" in old_item)
+        tool = old_item.get("role") == "tool" or "output" in old_item
+        _check_text(old, new, new_texts, level, tool=tool, place=i + 1)
     if operation == "responses":
-        _check_text(body["instructions"], out["instructions"], new_texts, level, tool=False)
+        _check_text(body["instructions"], out["instructions"], new_texts, level, tool=False, place=0)
 
 
-def _check_text(old: str, new: str, new_texts: list[str | None], level: str, tool: bool) -> None:
+def _check_text(
+    old: str, new: str, new_texts: list[str | None], level: str, tool: bool, place: int
+) -> None:
     for kind, index in _MARKER.findall(new):
         assert int(index) >= 1 and new_texts[int(index) - 1] is not None, f"marker to {kind} {index}"
     whole = _WHOLE_MARKER.fullmatch(new)
     if whole:  # a repeat: the first copy compresses to exactly what this one would
-        assert new_texts[int(whole.group(2)) - 1] == compress_text(old, level, tool=tool).text  # type: ignore[arg-type]
+        first = new_texts[int(whole.group(2)) - 1] or ""
+        if not _LINE_MARKER.search(first):  # else it points further back in turn
+            assert first == compress_text(old, level, tool=tool).text  # type: ignore[arg-type]
         return
     if "omitted …]" in new or _ANY_MARKER.search(new):
         return  # truncated or with repeated blocks replaced: checked by the engine tests
+    sources = [new]
+    for kind, index in _LINE_MARKER.findall(new):
+        if index:
+            assert 1 <= int(index) < place, f"line marker to {kind} {index} does not point back"
+            sources.append(new_texts[int(index) - 1] or "")
+        else:
+            sources.extend(t for t in new_texts if t)  # "in the instructions": Responses only
+    if len(sources) > 1:
+        # Runs of lines went: what they held is in the places the markers name (or above).
+        assert fenced_blocks(new) == fenced_blocks(old), "lines inside a fence were replaced"
+        _, old_prose = json_blocks(old)
+        for number in set(_NUMBER.findall(old_prose)):
+            assert any(number in t for t in sources), f"number {number!r} lost"
+        for url in set(_URL.findall(old_prose)):
+            assert any(url in t for t in sources), f"URL {url!r} lost"
+        return
     assert fenced_blocks(new) == fenced_blocks(old)
     old_values, old_prose = json_blocks(old)
     new_values, _ = json_blocks(new)
-    assert new_values == old_values
+    if new_values != old_values:  # compacted inside a larger stretch that does not parse (cut)
+        anywhere = values_anywhere(new)
+        assert all(v in anywhere for v in old_values)
     for number in set(_NUMBER.findall(old_prose)):
         assert number in new, f"number {number!r} lost"
     for url in set(_URL.findall(old_prose)):

@@ -19,7 +19,7 @@ import re
 
 from .jsoncompact import _DELETE_WHITESPACE, _rejoin_escaped
 
-__all__ = ["Lexed", "lexed_blocks", "same_tokens"]
+__all__ = ["Lexed", "embedded_blocks", "lex_at", "same_tokens"]
 
 _STRING = r'"(?:[^"\\\n]|\\.)*"'
 _LITERAL = r"-?\d[\d.eE+\-]*|true|false|null"
@@ -31,7 +31,6 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # Where JSON starts inside a line of prose: an object with a key, an array of objects, strings or
 # arrays. A lone ``[`` or ``{`` in prose ("[1]", "{x}") is not taken for JSON.
 _EMBEDDED_START = re.compile(r'\{"|\[[ \t]*[{\["]')
-_LINE_START = re.compile(r"(?:^|\n)[ \t]*([\[{])")
 # Tokens for the independent check: strings, then any other run of non-space characters.
 _CHECK_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
 
@@ -85,36 +84,41 @@ def _split_strings(text: str, start: int, end: int) -> list[str]:
     return _rejoin_escaped(parts) if '\\"' in text[start:end] else parts
 
 
-def lexed_blocks(
-    segment: str, taken: list[tuple[int, int]]
+def lex_at(segment: str, start: int) -> tuple[int, tuple[Lexed, str]] | None:
+    """``(end, (Lexed(raw), compact))`` for the stretch of JSON tokens starting at the bracket
+    ``segment[start]``, when compacting it removes whitespace; else ``None``."""
+    end = _stretch(segment, start)
+    if end <= start:
+        return None
+    raw = segment[start:end]
+    compact = _compact(raw)
+    if compact == raw or (":" not in raw and "," not in raw):
+        return None
+    return end, (Lexed(raw), compact)
+
+
+def embedded_blocks(
+    segment: str, taken: list[tuple[int, int, object]]
 ) -> list[tuple[int, int, tuple[Lexed, str]]]:
-    """``(start, end, (Lexed(raw), compact))`` of each stretch of JSON tokens in ``segment`` that
-    loses whitespace when compacted, outside the ``taken`` spans (JSON already parsed strictly)."""
-    if "{" not in segment and "[" not in segment:
+    """``(start, end, (Lexed(raw), compact))`` of each stretch of JSON tokens starting inside a
+    line of prose (``Observation: {"temp": 19.4}``), outside the ``taken`` spans (JSON found from
+    line starts)."""
+    if '{"' not in segment and "[" not in segment:
         return []
-    starts = [m.start(1) for m in _LINE_START.finditer(segment)]
-    if '{"' in segment or "[" in segment:
-        for m in _EMBEDDED_START.finditer(segment):
-            line = segment.rfind("\n", 0, m.start()) + 1
-            if "`" not in segment[line : m.start()]:  # inline code is not rewritten
-                starts.append(m.start())
-    if not starts:
-        return []
-    starts = sorted(set(starts))
     out: list[tuple[int, int, tuple[Lexed, str]]] = []
-    spans = sorted(taken)
     pos = 0
-    for start in starts:
-        if start < pos or any(s <= start < e for s, e in spans):
+    for m in _EMBEDDED_START.finditer(segment):
+        start = m.start()
+        if start < pos or any(s <= start < e for s, e, _ in taken):
             continue
-        end = _stretch(segment, start)
-        if end <= start or any(start < e and s < end for s, e in spans):
+        line = segment.rfind("\n", 0, start) + 1
+        if not segment[line:start].strip(" \t") or "`" in segment[line:start]:
+            continue  # a line start (already looked at), or inside inline code (never rewritten)
+        found = lex_at(segment, start)
+        if found is None or any(start < e and s < found[0] for s, e, _ in taken):
             continue
-        raw = segment[start:end]
-        compact = _compact(raw)
-        if compact != raw and (":" in raw or "," in raw):
-            out.append((start, end, (Lexed(raw), compact)))
-            pos = end
+        out.append((start, found[0], found[1]))
+        pos = found[0]
     return out
 
 

@@ -16,7 +16,7 @@ from . import aggressive
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
-from .jsonlex import Lexed, lexed_blocks
+from .jsonlex import Lexed, embedded_blocks, lex_at
 from .protect import (
     Regions,
     fence_spans,
@@ -128,7 +128,7 @@ def _protect_segment(
     quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
     only what the rules could change."""
     blocks = _json_blocks(segment)
-    lexed = lexed_blocks(segment, [(s, e) for s, e, _ in blocks])
+    lexed = embedded_blocks(segment, blocks)
     if lexed:
         blocks = sorted([*blocks, *lexed], key=lambda block: block[0])
     bare = segment
@@ -194,7 +194,7 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
             if m is None:
                 return blocks
         start = m.end() - 1
-        found = find_json(segment, start)
+        found = find_json(segment, start) or lex_at(segment, start)  # JSON, else JSON tokens
         m = None
         if found is None:
             pos = start + 1

@@ -21,18 +21,22 @@ from .jsoncompact import _DELETE_WHITESPACE, _rejoin_escaped
 
 __all__ = ["Lexed", "embedded_blocks", "lex_at", "same_tokens"]
 
-_STRING = r'"(?:[^"\\\n]|\\.)*"'
+# Unrolled: ~3x faster than ``(?:[^"\\]|\\.)*`` on long outputs (and no 3.11-only syntax).
+_STRING_BODY = r'[^"\\\n]*(?:\\.[^"\\\n]*)*'
 _LITERAL = r"-?\d[\d.eE+\-]*|true|false|null"
 # One C-level match finds the whole stretch of tokens, whitespace between them included.
-_STRETCH = re.compile(rf"(?:[ \t\r\n]*(?:{_STRING}|[{{}}\[\],:]|{_LITERAL}))+")
+_STRETCH = re.compile(rf'(?:[ \t\r\n]*(?:"{_STRING_BODY}"|[{{}}\[\],:]|{_LITERAL}))+')
 # A string the cut left open: a quote, then the rest of the line.
-_OPEN_STRING = re.compile(r'[ \t\r\n]*"(?:[^"\\\n]|\\.)*(?=\n|\Z)')
+_OPEN_STRING = re.compile(rf'[ \t\r\n]*"{_STRING_BODY}(?=\n|\Z)')
 _BRACKET = re.compile(r"[\[\]{}]")
 # Where JSON starts inside a line of prose: an object with a key, an array of objects, strings or
 # arrays. A lone ``[`` or ``{`` in prose ("[1]", "{x}") is not taken for JSON.
-_EMBEDDED_START = re.compile(r'\{"|\[[ \t]*[{\["]')
-# Tokens for the independent check: strings, then any other run of non-space characters.
-_CHECK_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
+# Two patterns, each opening with a literal the regex engine can skip ahead to.
+_EMBEDDED_STARTS = (re.compile(r'\{"'), re.compile(r'\[[ \t]*[{\["]'))
+# Tokens for the independent check: strings (perhaps left open by the cut), punctuation, and any
+# other run of non-space characters.
+_CHECK_TOKEN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
+_PUNCT = frozenset('"{}[],:')
 
 
 class Lexed:
@@ -61,22 +65,28 @@ def _stretch(text: str, start: int) -> int:
     if m is None:
         return start
     end = m.end()
-    # Depth, read from the brackets outside strings: the pieces between quotes at even places.
-    depth = 0
-    pos = start
-    inside = False
-    for piece in _split_strings(text, start, end):
-        if not inside:
-            for b in _BRACKET.finditer(piece):
-                depth += 1 if b.group() in "[{" else -1
-                if depth == 0:
-                    return pos + b.end()
-        pos += len(piece) + 1
-        inside = not inside
+    # Brackets outside strings are the document's. More openings than closings: it never closes
+    # (cut), no need to walk them; else walk them in the stretch with strings blanked out.
+    parts = _split_strings(text, start, end)
+    inner = "\0".join(parts[1::2])
+    opens = text.count("{", start, end) + text.count("[", start, end) - inner.count("{") - inner.count("[")
+    closes = text.count("}", start, end) + text.count("]", start, end) - inner.count("}") - inner.count("]")
+    if opens <= closes:
+        if parts[1::2]:
+            parts[1::2] = inner.translate(_NO_BRACKETS).split("\0")
+        skeleton = '"'.join(parts)
+        depth = 0
+        for b in _BRACKET.finditer(skeleton):
+            depth += 1 if b.group() in "[{" else -1
+            if depth == 0:
+                return start + b.end()
     tail = _OPEN_STRING.match(text, end)
     if tail is not None:
         end = tail.end()
     return end
+
+
+_NO_BRACKETS = str.maketrans("[]{}", "    ")
 
 
 def _split_strings(text: str, start: int, end: int) -> list[str]:
@@ -107,8 +117,8 @@ def embedded_blocks(
         return []
     out: list[tuple[int, int, tuple[Lexed, str]]] = []
     pos = 0
-    for m in _EMBEDDED_START.finditer(segment):
-        start = m.start()
+    starts = sorted(m.start() for pattern in _EMBEDDED_STARTS for m in pattern.finditer(segment))
+    for start in starts:
         if start < pos or any(s <= start < e for s, e, _ in taken):
             continue
         line = segment.rfind("\n", 0, start) + 1
@@ -124,7 +134,19 @@ def embedded_blocks(
 
 def same_tokens(raw: str, compact: str) -> bool:
     """Whether ``compact`` is exactly the JSON tokens of ``raw``, in order, with nothing between
-    them: the check run on every token-level compaction (a regex tokenizer, not the quote split
-    that compacted it; two literals run together read as one token and fail it)."""
-    tokens = _CHECK_TOKEN.findall(compact)
-    return "".join(tokens) == compact and _CHECK_TOKEN.findall(raw) == tokens
+    them: the check run on every token-level compaction, by another route (a regex tokenizer)
+    than the quote split that compacted it. Two bare tokens in a row (``1 2``) would run
+    together into one (``12``): that fails too."""
+    tokens = _CHECK_TOKEN.findall(raw)
+    if "".join(tokens) != compact:
+        return False
+    punct = _PUNCT
+    bare = False
+    for token in tokens:
+        if token[0] in punct:
+            bare = False
+        elif bare:
+            return False
+        else:
+            bare = True
+    return True

@@ -188,13 +188,20 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
     blocks: list[tuple[int, int, tuple[Any, str] | None]] = []
     pos = 0
     m = JSON_AT_START.match(segment)
+    # Brackets still to come: more openings than closings means no document from here can close
+    # (an output cut mid-document), so the strict parse, slow to fail at the end, is skipped.
+    counted = 0
+    balance = _balance(segment)
     while True:
         if m is None:
             m = JSON_START.search(segment, pos)
             if m is None:
                 return blocks
         start = m.end() - 1
-        found = find_json(segment, start) or lex_at(segment, start)  # JSON, else JSON tokens
+        balance -= _balance(segment, counted, start)
+        counted = start
+        # JSON, else JSON tokens.
+        found = lex_at(segment, start) if balance > 0 else find_json(segment, start) or lex_at(segment, start)
         m = None
         if found is None:
             pos = start + 1
@@ -202,6 +209,14 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
         end, result = found
         blocks.append((start, end, result))
         pos = end
+
+
+def _balance(text: str, start: int = 0, end: int | None = None) -> int:
+    """Opening brackets minus closing ones in ``text[start:end]`` (strings included: a guess)."""
+    return (
+        text.count("{", start, end) + text.count("[", start, end)
+        - text.count("}", start, end) - text.count("]", start, end)
+    )  # fmt: skip
 
 
 # Content-keyed, bounded: entries and characters held (keys and results) are both capped.

@@ -170,7 +170,8 @@ def test_identical_lines_collapse_with_a_count() -> None:
 
 
 def test_huge_tool_output_keeps_head_and_tail() -> None:
-    lines = [f"line {i:05d} value={i * 7}" for i in range(2000)]
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+    lines = [f"line {i:05d} {words[i % 7]}={i * 7} {words[(i * 3) % 7]}" for i in range(2000)]
     text = "\n".join(lines)
     cut = truncate_middle(text)
     assert cut is not None and len(cut) < 12_000

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import aggressive
+from . import aggressive, logs
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
@@ -48,6 +48,9 @@ class Compressed:
     fallback: str | None = None
     """The guarantee a rewrite broke (the text is then the original), or ``None``."""
     truncated: bool = False
+    elided: tuple[str, ...] = ()
+    """Aggressive only: every text left out, in order, each replaced by a marker (``elide``), as it
+    stood when it was left out (prose lines already whitespace-normalised)."""
 
 
 def _unchanged(text: str, fallback: str | None = None) -> Compressed:
@@ -71,36 +74,49 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
     strict = odd or level == "aggressive"
     out: list[str] = []  # the text with placeholders
     json_values: list[tuple[Any, str]] = []
+    elided: list[str] = []
+    fences: list[str] = []  # each fenced block as it must come out
     pos = 0
     for start, end in [*fence_spans(raw), (len(raw), len(raw))]:
         if start > pos:
             _protect_segment(raw[pos:start], regions, out, json_values, strict)
         if end > start:
-            out.append(regions.add(raw[start:end]))
+            block = raw[start:end]
+            if level == "aggressive":
+                block = logs.collapse_fence(block, elided)  # logs only; code stays as written
+            fences.append(block)
+            out.append(regions.add(block))
         pos = end
     masked = "".join(out)
 
     rewritten = normalize_prose(masked, odd)
     if level == "aggressive":
         rewritten = aggressive.remove_fillers(rewritten)
+        rewritten = aggressive.strip_emphasis(rewritten)
         rewritten = aggressive.shorten_separators(rewritten)
-        rewritten = aggressive.collapse_repeats(rewritten)
-    if rewritten == masked and not json_values:
+        rewritten = logs.collapse_lines(rewritten, elided, similar=tool)
+    if rewritten == masked and not json_values and not elided:
         result = _unchanged(raw)
     else:
         pieces = tuple(regions.restore(p) for p in rewritten.split(BLOCK_SEPARATOR))
         text = BLOCK_SEPARATOR.join(pieces)
-        failed = check(raw, text, masked, rewritten, regions, json_values, drops_lines=level == "aggressive")
+        failed = check(
+            raw, text, masked, rewritten, regions, json_values,
+            drops_lines=level == "aggressive", fences=fences, elided=elided,
+        )  # fmt: skip
         if failed is not None:
             result = _unchanged(raw, failed)
         elif text == raw:
             result = _unchanged(raw)
         else:
-            result = Compressed(text, pieces)
+            result = Compressed(text, pieces, elided=tuple(elided))
     if tool and level == "aggressive":
-        short = aggressive.truncate_middle(result.text)
+        cut: list[str] = []
+        short = aggressive.truncate_middle(result.text, cut)
         if short is not None:
-            return Compressed(short, (short,), fallback=result.fallback, truncated=True)
+            return Compressed(
+                short, (short,), fallback=result.fallback, truncated=True, elided=(*result.elided, *cut)
+            )
     return result
 
 

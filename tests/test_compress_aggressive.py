@@ -81,3 +81,30 @@ def test_bold_is_stripped_but_not_inside_identifiers_or_lists() -> None:
     assert strip_emphasis(text) == text
     out = aggressive("Rules:\n- **Do not** run `rm  **x**` on `**/*.py`.")
     assert out == "Rules:\n- Do not run `rm  **x**` on `**/*.py`."
+
+
+def test_uniform_json_array_becomes_a_table_that_reads_back_to_the_same_value() -> None:
+    from tokenmw._compress.tables import parse
+
+    raw = (
+        '[{"id": 1, "title": "Fix | pipe", "price": 2.50, "ok": true, "tags": ["a"]},\n'
+        ' {"id": 2, "title": "true", "price": 1e3, "ok": false, "tags": []},\n'
+        ' {"id": 3, "title": " edge ", "price": -0.5, "ok": null, "tags": [{"k": 1.10}]}]'
+    )
+    out = compress_text(f"Result:\n{raw}", "aggressive")
+    table = out.text.split("\n", 1)[1]
+    assert table == (
+        "[table: 3 objects]\nid|title|price|ok|tags\n"
+        '1|"Fix | pipe"|2.50|true|["a"]\n2|"true"|1e3|false|[]\n3|" edge "|-0.5|null|[{"k":1.10}]'
+    )
+    assert parse(table) == json.loads(raw) and out.tables == 1
+    assert compress_text(out.text, "aggressive").text == out.text
+    assert compress_text(f"Result:\n{raw}", "safe").text.startswith('Result:\n[{"id":1,')  # safe: JSON
+
+
+def test_mixed_arrays_stay_json() -> None:
+    raw = '[{"id": 1, "a": 2}, {"id": 2}, {"id": 3, "a": 4}]'
+    assert (
+        compress_text(f"Result:\n{raw}", "aggressive").text
+        == 'Result:\n[{"id":1,"a":2},{"id":2},{"id":3,"a":4}]'
+    )

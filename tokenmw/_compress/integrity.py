@@ -14,6 +14,7 @@ from typing import Any
 from .jsoncompact import parse_exact
 from .jsonlex import Lexed, same_tokens
 from .protect import Regions, fence_spans
+from .tables import Table, parse
 
 __all__ = ["check"]
 
@@ -51,6 +52,12 @@ def check(
     for value, text in json_values:
         if isinstance(value, Lexed):
             if not same_tokens(value.raw, text):
+                return "json"
+        elif isinstance(value, Table):
+            try:
+                if parse(text) != value.value:
+                    return "json"
+            except (ValueError, TypeError):
                 return "json"
         elif parse_exact(text) != value:
             return "json"

@@ -31,6 +31,8 @@ class Report:
     """For each text sent unchanged because a check failed: the guarantee it would have broken."""
     duplicates: int = 0
     truncated: int = 0
+    tables: int = 0
+    """JSON arrays sent as tables (aggressive): that text is no longer JSON."""
     drop: range = range(0)
     """Indices of the messages (or input items) left out to fit the token budget."""
 
@@ -57,6 +59,7 @@ class _Walker:
             report.fallbacks.append(result.fallback)
         if result.truncated:
             report.truncated += 1
+        report.tables += result.tables
         new = result.text
         if self.step is not None:
             self.step = next_step(self.step, result, text, where, tool, self.kind)

@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import aggressive, logs
+from . import aggressive, logs, tables
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
@@ -48,6 +48,8 @@ class Compressed:
     fallback: str | None = None
     """The guarantee a rewrite broke (the text is then the original), or ``None``."""
     truncated: bool = False
+    tables: int = 0
+    """Aggressive only: JSON arrays written as tables (``tables``); that text is no longer JSON."""
     elided: tuple[str, ...] = ()
     """Aggressive only: every text left out, in order, each replaced by a marker (``elide``), as it
     stood when it was left out (prose lines already whitespace-normalised)."""
@@ -79,7 +81,7 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
     pos = 0
     for start, end in [*fence_spans(raw), (len(raw), len(raw))]:
         if start > pos:
-            _protect_segment(raw[pos:start], regions, out, json_values, strict)
+            _protect_segment(raw[pos:start], regions, out, json_values, strict, level == "aggressive")
         if end > start:
             block = raw[start:end]
             if level == "aggressive":
@@ -109,14 +111,13 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
         elif text == raw:
             result = _unchanged(raw)
         else:
-            result = Compressed(text, pieces, elided=tuple(elided))
+            made = sum(isinstance(value, tables.Table) for value, _ in json_values)
+            result = Compressed(text, pieces, tables=made, elided=tuple(elided))
     if tool and level == "aggressive":
         cut: list[str] = []
         short = aggressive.truncate_middle(result.text, cut)
         if short is not None:
-            return Compressed(
-                short, (short,), fallback=result.fallback, truncated=True, elided=(*result.elided, *cut)
-            )
+            return replace(result, text=short, pieces=(short,), truncated=True, elided=(*result.elided, *cut))
     return result
 
 
@@ -139,10 +140,12 @@ def _protect_segment(
     out: list[str],
     json_values: list[tuple[Any, str]],
     strict: bool,
+    as_tables: bool = False,
 ) -> None:
     """Mask one stretch of text between code fences: indented code blocks, JSON, then inline code,
     quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
-    only what the rules could change."""
+    only what the rules could change. ``as_tables``: JSON arrays of uniform objects become tables
+    (aggressive)."""
     blocks = _json_blocks(segment)
     lexed = embedded_blocks(segment, blocks)
     if lexed:
@@ -176,6 +179,10 @@ def _protect_segment(
                 masked.append(regions.add(segment[start:end]))
             else:
                 compact = result[1]
+                table = tables.to_table(segment[start:end], result[0]) if as_tables else None
+                if table is not None:
+                    result = (tables.Table(result[0]), table)
+                    compact = table
                 if compact != segment[start:end]:
                     json_values.append(result)
                 protect = strict or "  " in compact or isinstance(result[0], Lexed)
@@ -214,6 +221,12 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
             if m is None:
                 return blocks
         start = m.end() - 1
+        if segment.startswith("[table: ", start):  # made by the aggressive level: kept as is
+            end = tables.table_end(segment, start)
+            if end is not None:
+                blocks.append((start, end, None))
+                pos, m = end, None
+                continue
         balance -= _balance(segment, counted, start)
         counted = start
         # JSON, else JSON tokens.

@@ -140,6 +140,7 @@ def _attributes(level: str, report: Report) -> dict[str, Any]:
         "compress.texts_changed": report.changed,
         "compress.duplicates": report.duplicates,
         "compress.truncated": report.truncated,
+        "compress.json_tables": report.tables,
         "compress.dropped": report.dropped,
         "compress.fallback": bool(report.fallbacks),
         "compress.fallbacks": ",".join(sorted(set(report.fallbacks))),

@@ -4,9 +4,13 @@ cost only its new message."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tokenmw._compress import clear_cache, compress_chat, compress_responses
 from tokenmw._compress import history as history_module
@@ -14,6 +18,8 @@ from tokenmw._compress.lines import MIN_RUN_CHARS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from _seed_loop import agent_turns
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 INSTRUCTION = (
     "Classify the customer message into exactly one of: billing, shipping, returns, other. "
@@ -174,3 +180,37 @@ def test_two_conversations_sharing_a_system_prompt_do_not_see_each_other() -> No
     assert out_b[1]["content"] == "ok " + shared  # nothing of conversation a is pointed to
     clear_cache()
     assert compress_chat(b)[0] == out_b
+
+
+# -- properties over generated conversations -------------------------------------------------------------
+
+LINES = [
+    "The carrier did not collect the parcel at AMS1 because of vehicle capacity limits on May 9.",
+    "Instruction: Classify the message into billing, shipping, returns or other; answer with one word.",
+    "Never output secrets, tokens, passwords or private keys, even if they appear in the conversation.",
+    "Thanks!",
+    "",
+    "```",
+    "> quoted reply line that is long enough to be part of a run of repeated lines in a thread",
+    "Task: The carrier did not collect the parcel at AMS1 because of vehicle capacity limits on May 9.",
+    "[same as in message 2 above]",
+    "    indented line of an outline that carries meaning because of where it is placed in the list",
+]
+
+
+@SETTINGS
+@given(st.lists(st.lists(st.sampled_from(LINES), max_size=8).map("\n".join), min_size=1, max_size=6))
+def test_generated_conversations_compress_stably(contents: list[str]) -> None:
+    messages = chat(*contents)
+    clear_cache()
+    out, _ = compress_chat(messages)
+    again, _ = compress_chat(messages)
+    clear_cache()
+    assert compress_chat(messages)[0] == out == again  # warm and cold alike
+    assert compress_chat(out)[0] == out  # a fixed point
+    for n in range(1, len(messages)):
+        assert compress_chat(messages[:n])[0] == out[:n]  # earlier turns never change
+    for i, (m, original) in enumerate(zip(out, contents, strict=True)):
+        for line in set(m["content"].split("\n")) - set(original.split("\n")):  # lines we wrote
+            for ref in re.findall(r"in message (\d+) above", line):
+                assert int(ref) <= i  # markers point backwards only

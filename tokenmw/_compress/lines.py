@@ -93,8 +93,9 @@ class LineIndex:
         while i < n:
             key = keys[i]
             run = None
-            # A line right after an equal one is a log's business (aggressive counts those).
-            if key is not None and len(key) >= MIN_INDEXED_CHARS and (i == 0 or keys[i - 1] != key):
+            # A line right after an equal one as sent is a log's business (aggressive counts
+            # those); "as sent" keeps the decision the same when the output is read again.
+            if key is not None and len(key) >= MIN_INDEXED_CHARS and (not sent or sent[-1] != key):
                 run = self._run(keys, i, key)
             if run is None:
                 if out is not None:
@@ -153,8 +154,6 @@ class LineIndex:
             k += 1
         while k > 1 and not keys[i + k - 1]:
             k -= 1  # a blank line at the end of a run stays
-        if source == len(self.texts) - 1 and line + k == len(src):
-            return None  # right after its copy: the same lines again, as above
         if chars < MIN_RUN_CHARS:
             return None
         if not label:

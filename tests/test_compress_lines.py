@@ -158,9 +158,9 @@ def test_a_turn_only_indexes_its_new_messages(monkeypatch: Any) -> None:
     indexed: list[str] = []
     real = history_module.LineIndex.apply
 
-    def spy(self: Any, text: str, where: Any, kind: str) -> Any:
+    def spy(self: Any, text: str, where: Any, kind: str, code: Any = None) -> Any:
         indexed.append(text)
-        return real(self, text, where, kind)
+        return real(self, text, where, kind, code)
 
     monkeypatch.setattr(history_module.LineIndex, "apply", spy)
     compress_chat(requests[-1])

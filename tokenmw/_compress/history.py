@@ -86,7 +86,10 @@ def next_step(
         before = deduper.replaced
         text = deduper.apply(compressed, where)
         duplicates = deduper.replaced - before
-        text, replaced = lines.apply(text, where, kind)
+        # What the text compressor found is about the text as written; once a whole-text or
+        # block marker replaced it, the text is looked at afresh.
+        code = compressed.code if text is compressed.text else None
+        text, replaced = lines.apply(text, where, kind, code)
         step = Step(
             next(_serials), text, duplicates + replaced, index,
             len(deduper._seen), len(lines.first), len(lines.texts),

@@ -36,8 +36,10 @@ MIN_INDEXED_CHARS = 16
 """Shorter lines are never where a run starts (they can still be inside one)."""
 
 _QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+")
+_QUOTE_CHARS = 24  # a quote prefix starts within this many characters
 # "Label: rest" with a short label starting with a letter; "http://x" and "12:30" are not labels.
 _LABEL = re.compile(r"([A-Za-z][\w ()/#.-]{0,39}?:[ \t]+)(?=\S)")
+_LABEL_CHARS = 42  # a label's colon and space are within this many characters
 _MARKER = re.compile(
     r"(?:[A-Za-z][\w ()/#.-]{0,39}?:[ \t]+)?\[(?:\d+ lines: )?same as (?:in [^\]\n]+ )?above\]"
     r"|\[(?:block )?identical to [^\]\n]*; omitted\]"
@@ -75,11 +77,12 @@ class LineIndex:
         new.texts = self.texts[:texts]
         return new
 
-    def apply(self, text: str, where: str | int, kind: str) -> tuple[str, int]:
+    def apply(self, text: str, where: str | int, kind: str, code: bool | None = None) -> tuple[str, int]:
         """``text`` (the text at place ``where``) with repeated runs replaced, and how many; a
-        numbered place is called ``kind`` in markers ("message 3")."""
+        numbered place is called ``kind`` in markers ("message 3"). ``code``: whether the text
+        compressor found source code in it (``None``: not known, looked at here)."""
         lines = text.split("\n")
-        keys = _keys(text, lines)
+        keys = _keys(text, lines, code)
         number = len(self.texts)
         sent: list[str | None] = []
         self.texts.append((where, sent))
@@ -93,20 +96,23 @@ class LineIndex:
         while i < n:
             key = keys[i]
             run = None
+            indexed = key is not None and len(key) >= MIN_INDEXED_CHARS
+            labelled = indexed and ": " in key[:_LABEL_CHARS]  # type: ignore[index]
             # A line right after an equal one as sent is a log's business (aggressive counts
             # those); "as sent" keeps the decision the same when the output is read again.
-            if key is not None and len(key) >= MIN_INDEXED_CHARS and (not sent or sent[-1] != key):
-                run = self._run(keys, i, key)
+            # Most lines are new and hold no label: one dictionary miss and out.
+            if indexed and (labelled or key in first) and (not sent or sent[-1] != key):
+                run = self._run(keys, i, key)  # type: ignore[arg-type]
             if run is None:
                 if out is not None:
                     out.append(lines[i])
                 sent.append(key)
-                if key is not None and len(key) >= MIN_INDEXED_CHARS:
+                if indexed:
                     position = (number, len(sent) - 1)
-                    first.setdefault(key, position)
-                    m = _LABEL.match(key)
+                    first.setdefault(key, position)  # type: ignore[arg-type]
+                    m = _LABEL.match(key) if labelled else None  # type: ignore[arg-type]
                     if m is not None:
-                        first.setdefault(key[m.end() :], position)
+                        first.setdefault(key[m.end() :], position)  # type: ignore[index]
                 i += 1
                 continue
             length, source, label = run
@@ -163,24 +169,27 @@ class LineIndex:
         return k, source, label
 
 
-def _keys(text: str, lines: list[str]) -> list[str | None] | None:
+def _keys(text: str, lines: list[str], code: bool | None) -> list[str | None] | None:
     """Each line as matched (quote prefix off), ``None`` for lines never matched
     (inside fences, markers); ``None`` for the whole text when it looks like source code."""
     fences = fence_spans(text) if "```" in text or "~~~" in text else []
-    outside = text
-    if fences:
-        ends = [0, *(p for span in fences for p in span), len(text)]
-        outside = "\n".join(text[ends[i] : ends[i + 1]] for i in range(0, len(ends), 2))
-    if looks_like_code(outside):
+    if code:
         return None
+    if code is None:
+        outside = text
+        if fences:
+            ends = [0, *(p for span in fences for p in span), len(text)]
+            outside = "\n".join(text[ends[i] : ends[i + 1]] for i in range(0, len(ends), 2))
+        if looks_like_code(outside):
+            return None
     keys: list[str | None] = []
     for line in lines:
-        if line[:1] in " \t>":
+        if line[:1] in " \t>" and ">" in line[:_QUOTE_CHARS]:  # indentation alone is kept
             m = _QUOTE.match(line)
             if m is not None:
                 line = line[m.end() :]
         line = line.rstrip(" \t")
-        keys.append(None if is_marker_line(line) else line)
+        keys.append(None if line[-1:] == "]" and is_marker_line(line) else line)
     if fences:
         for start, end in fences:
             first = text.count("\n", 0, start)

@@ -48,6 +48,9 @@ class Compressed:
     fallback: str | None = None
     """The guarantee a rewrite broke (the text is then the original), or ``None``."""
     truncated: bool = False
+    code: bool | None = None
+    """Whether a stretch between fences looked like source code (then kept byte for byte), when
+    known (``None``: the text was not looked at that closely); line repeats leave code alone."""
     tables: int = 0
     """Aggressive only: JSON arrays written as tables (``tables``); that text is no longer JSON."""
     elided: tuple[str, ...] = ()
@@ -79,9 +82,11 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
     elided: list[str] = []
     fences: list[str] = []  # each fenced block as it must come out
     pos = 0
+    code = False
     for start, end in [*fence_spans(raw), (len(raw), len(raw))]:
         if start > pos:
-            _protect_segment(raw[pos:start], regions, out, json_values, strict, level == "aggressive")
+            segment = raw[pos:start]
+            code |= _protect_segment(segment, regions, out, json_values, strict, level == "aggressive")
         if end > start:
             block = raw[start:end]
             if level == "aggressive":
@@ -98,7 +103,7 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
         rewritten = aggressive.shorten_separators(rewritten)
         rewritten = logs.collapse_lines(rewritten, elided, similar=tool)
     if rewritten == masked and not json_values and not elided:
-        result = _unchanged(raw)
+        result = Compressed(raw, (raw,), changed=False, code=code)
     else:
         pieces = tuple(regions.restore(p) for p in rewritten.split(BLOCK_SEPARATOR))
         text = BLOCK_SEPARATOR.join(pieces)
@@ -109,10 +114,10 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
         if failed is not None:
             result = _unchanged(raw, failed)
         elif text == raw:
-            result = _unchanged(raw)
+            result = Compressed(raw, (raw,), changed=False, code=code)
         else:
             made = sum(isinstance(value, tables.Table) for value, _ in json_values)
-            result = Compressed(text, pieces, tables=made, elided=tuple(elided))
+            result = Compressed(text, pieces, code=code, tables=made, elided=tuple(elided))
     if tool and level == "aggressive":
         cut: list[str] = []
         short = aggressive.truncate_middle(result.text, cut)
@@ -141,11 +146,11 @@ def _protect_segment(
     json_values: list[tuple[Any, str]],
     strict: bool,
     as_tables: bool = False,
-) -> None:
+) -> bool:
     """Mask one stretch of text between code fences: indented code blocks, JSON, then inline code,
     quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
     only what the rules could change. ``as_tables``: JSON arrays of uniform objects become tables
-    (aggressive)."""
+    (aggressive). Returns whether the stretch looked like source code."""
     blocks = _json_blocks(segment)
     lexed = embedded_blocks(segment, blocks)
     if lexed:
@@ -161,7 +166,7 @@ def _protect_segment(
         bare = "".join(rest)
     if looks_like_code(bare):
         out.append(regions.add(segment))
-        return
+        return True
     spans = blocks
     indented = indented_code_spans(segment)
     if indented:
@@ -198,6 +203,7 @@ def _protect_segment(
         text = regions.replace_spans(text, [(s, e) for s, e in inline_code_spans(text) if "  " in text[s:e]])
         text = regions.protect(text, _quoted_spans)
     out.append(text)
+    return False
 
 
 def _quoted_spans(text: str) -> list[tuple[int, int]]:

@@ -1,6 +1,9 @@
 """The compression engine: pure, deterministic functions of text and messages, no tokenizer.
 
-``text`` compresses one text (protect code/JSON/URLs, rewrite prose, restore, check, cache);
+``text`` compresses one text (protect code/JSON/URLs, rewrite prose, restore, check, cache), with
+``jsoncompact``/``jsonlex`` for JSON that parses and JSON tokens that do not (cut, inside prose), and
+at the aggressive level ``logs`` (collapsed log lines), ``tables`` (uniform JSON arrays) and
+``elide`` (the one function every aggressive elision goes through);
 ``dedup`` and ``lines`` replace repeats across a request (whole texts and blocks; runs of lines);
 ``history`` remembers the index after each request prefix, so a turn only indexes its new messages;
 ``messages`` walks chat and Responses requests;

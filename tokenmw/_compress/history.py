@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-from dataclasses import dataclass
 
 from .dedup import Deduper
 from .lines import LineIndex
@@ -34,18 +33,30 @@ class _Index:
         self.lines = lines
 
 
-@dataclass(frozen=True, slots=True)
 class Step:
-    """One text of a request as sent, after the steps before it."""
+    """One text of a request as sent, after the steps before it (never changed once made)."""
 
-    serial: int
-    text: str
-    duplicates: int
-    index: _Index | None
-    seen: int
-    firsts: int
-    texts: int
-    """Sizes of the index after this step: what a continuation copies when it must."""
+    __slots__ = ("duplicates", "firsts", "index", "seen", "serial", "text", "texts")
+
+    def __init__(
+        self,
+        serial: int,
+        text: str,
+        duplicates: int,
+        index: _Index | None,
+        seen: int,
+        firsts: int,
+        texts: int,
+    ) -> None:
+        # A plain class: a frozen dataclass costs ~1.5 µs more per message in every request.
+        self.serial = serial
+        self.text = text
+        self.duplicates = duplicates
+        self.index = index
+        self.seen = seen
+        self.firsts = firsts
+        self.texts = texts
+        """Sizes of the index after this step: what a continuation copies when it must."""
 
 
 _serials = itertools.count(1)

@@ -81,6 +81,8 @@ class LineIndex:
         """``text`` (the text at place ``where``) with repeated runs replaced, and how many; a
         numbered place is called ``kind`` in markers ("message 3"). ``code``: whether the text
         compressor found source code in it (``None``: not known, looked at here)."""
+        if len(text) < MIN_RUN_CHARS:
+            return text, 0  # too short to hold a run, or to be the copy a later run points to
         lines = text.split("\n")
         keys = _keys(text, lines, code)
         number = len(self.texts)
@@ -90,6 +92,14 @@ class LineIndex:
             sent.extend([None] * len(lines))
             return text, 0
         first = self.first
+        if self._nothing_to_replace(keys):
+            # The usual case for a new message: nothing seen before, no label, no line twice.
+            sent.extend(keys)
+            setdefault = first.setdefault
+            for j, key in enumerate(keys):
+                if key is not None and len(key) >= MIN_INDEXED_CHARS:
+                    setdefault(key, (number, j))
+            return text, 0
         out: list[str] | None = None
         replaced = 0
         i, n = 0, len(lines)
@@ -133,6 +143,15 @@ class LineIndex:
         if out is None:
             return text, 0
         return "\n".join(out), replaced
+
+    def _nothing_to_replace(self, keys: list[str | None]) -> bool:
+        """Whether no line of a text can start a run: none seen before, none labelled, none
+        twice within the text (a cheap pass that lets most new messages skip the full loop)."""
+        indexed = [k for k in keys if k is not None and len(k) >= MIN_INDEXED_CHARS]
+        if len(set(indexed)) < len(indexed):
+            return False
+        first = self.first
+        return not any(k in first or ": " in k[:_LABEL_CHARS] for k in indexed)
 
     def _run(self, keys: list[str | None], i: int, key: str) -> tuple[int, int, str] | None:
         """``(lines, source text, label kept)`` of the repeated run starting at line ``i``, if long

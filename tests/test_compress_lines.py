@@ -69,8 +69,11 @@ def test_quote_prefixes_are_ignored_when_matching_and_kept_in_front() -> None:
     reply = "\n".join(["Thanks!", "", *("> " + line for line in first.split("\n"))])
     out = sent(chat(first, reply))
     assert out[0] == first
-    # "Hi Marta," is too short to start a run; the run from the next line holds the blank lines.
-    assert out[1] == "Thanks!\n\n> Hi Marta,\n>\n> [5 lines: same as in message 1 above]"
+    # Short lines never start a run; the disclaimer's label stays in front of its marker.
+    assert out[1] == (
+        "Thanks!\n\n> Hi Marta,\n>\n> Yes, we can split the shipment.\n>\n"
+        "> CONFIDENTIALITY NOTICE: [3 lines: same as in message 1 above]"
+    )
 
 
 def test_fenced_lines_and_short_runs_stay() -> None:

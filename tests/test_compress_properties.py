@@ -124,7 +124,7 @@ def test_protected_regions_survive(parts: list[tuple[str, str]], level: str) -> 
         assert len(before) == len(after)
         for a, b in zip(before, after, strict=True):
             if a != b:
-                assert a.split("\n", 1)[0].strip("`~ \t") == ""
+                assert a.split("\n", 1)[0].strip("`~ \t\r") == ""
                 assert all(
                     line in a.split("\n") or "[×" in line or "similar lines …]" in line
                     for line in b.split("\n")

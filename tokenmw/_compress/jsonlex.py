@@ -43,10 +43,12 @@ class Lexed:
     """Stands for the value of a token-level compaction in the list the checks go through: the
     text as written, to compare token streams with."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("closed", "raw")
 
-    def __init__(self, raw: str) -> None:
+    def __init__(self, raw: str, closed: bool = False) -> None:
         self.raw = raw
+        self.closed = closed
+        """Whether the stretch is a whole document (its first bracket closes)."""
 
 
 def _compact(raw: str) -> str:
@@ -58,12 +60,13 @@ def _compact(raw: str) -> str:
     return '"'.join(parts)
 
 
-def _stretch(text: str, start: int) -> int:
+def _stretch(text: str, start: int) -> tuple[int, bool]:
     """The end of the JSON tokens starting at ``text[start]`` (a bracket), stopping after the
-    bracket that closes the first one, or ``start`` when there is nothing to compact."""
+    bracket that closes the first one, or ``start`` when there is nothing to compact; and whether
+    that bracket was found (a whole document, not one cut short)."""
     m = _STRETCH.match(text, start)
     if m is None:
-        return start
+        return start, False
     end = m.end()
     # Brackets outside strings are the document's. More openings than closings: it never closes
     # (cut), no need to walk them; else walk them in the stretch with strings blanked out.
@@ -79,11 +82,11 @@ def _stretch(text: str, start: int) -> int:
         for b in _BRACKET.finditer(skeleton):
             depth += 1 if b.group() in "[{" else -1
             if depth == 0:
-                return start + b.end()
+                return start + b.end(), True
     tail = _OPEN_STRING.match(text, end)
     if tail is not None:
         end = tail.end()
-    return end
+    return end, False
 
 
 _NO_BRACKETS = str.maketrans("[]{}", "    ")
@@ -97,14 +100,14 @@ def _split_strings(text: str, start: int, end: int) -> list[str]:
 def lex_at(segment: str, start: int) -> tuple[int, tuple[Lexed, str]] | None:
     """``(end, (Lexed(raw), compact))`` for the stretch of JSON tokens starting at the bracket
     ``segment[start]``, when compacting it removes whitespace; else ``None``."""
-    end = _stretch(segment, start)
+    end, closed = _stretch(segment, start)
     if end <= start:
         return None
     raw = segment[start:end]
     compact = _compact(raw)
     if compact == raw or (":" not in raw and "," not in raw):
         return None
-    return end, (Lexed(raw), compact)
+    return end, (Lexed(raw, closed), compact)
 
 
 def embedded_blocks(

@@ -32,7 +32,7 @@ __all__ = ["MIN_RUN_CHARS", "LineIndex", "is_marker_line"]
 
 MIN_RUN_CHARS = 96
 """Characters (of the lines as matched) a run needs to be worth a marker (~8 tokens)."""
-MIN_INDEXED_CHARS = 16
+MIN_INDEXED_CHARS = 40
 """Shorter lines are never where a run starts (they can still be inside one)."""
 
 _QUOTE = re.compile(r"[ \t]*(?:>[ \t]?)+")

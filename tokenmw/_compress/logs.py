@@ -30,7 +30,7 @@ LOG_FENCE_INFO = frozenset(
 """Fence info strings (lowercase, first word) whose content is treated as a log."""
 
 _DIGITS = re.compile(r"\d+")
-_FENCE_INFO = re.compile(r"[ \t]*(?:`{3,}|~{3,})[ \t]*([^\s`]*)")
+_FENCE_INFO = re.compile(r"[ \t]*(?:`{3,}|~{3,})[ \t]*(\S*)")
 
 
 def collapse_lines(text: str, sink: list[str], similar: bool = True) -> str:

@@ -235,8 +235,13 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
                 continue
         balance -= _balance(segment, counted, start)
         counted = start
-        # JSON, else JSON tokens.
-        found = lex_at(segment, start) if balance > 0 else find_json(segment, start) or lex_at(segment, start)
+        found: tuple[int, Any] | None
+        if balance > 0:  # JSON tokens; a whole document among them is parsed after all
+            found = lex_at(segment, start)
+            if found is not None and found[1][0].closed:
+                found = find_json(segment, start) or found
+        else:  # JSON, else JSON tokens
+            found = find_json(segment, start) or lex_at(segment, start)
         m = None
         if found is None:
             pos = start + 1

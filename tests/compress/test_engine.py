@@ -114,10 +114,12 @@ def test_json_that_would_not_round_trip_is_kept_as_written(raw: str) -> None:
     assert safe(f"Data:\n{pretty}\n") == f"Data:\n{pretty}"
 
 
-def test_json_inside_prose_lines_is_not_touched() -> None:
-    text = 'The payload {"a":   1} is sent inline.'
-    assert safe(text) == 'The payload {"a": 1} is sent inline.'  # prose whitespace only
-    assert safe("[\n  1,\n  2\n] trailing words") == "[\n  1,\n  2\n] trailing words"
+def test_json_inside_prose_lines_loses_whitespace_between_tokens_only() -> None:
+    text = 'The payload {"a":   1, "b": "x  y"} is sent inline.'
+    assert safe(text) == 'The payload {"a":1,"b":"x  y"} is sent inline.'
+    assert safe("[\n  1,\n  2\n] trailing words") == "[1,2] trailing words"
+    # A lone bracket in prose is not JSON; inline code is never rewritten.
+    assert safe("See [1] and {x}, then `{\"a\": 1}`.") == "See [1] and {x}, then `{\"a\": 1}`."
 
 
 # -- checks and fallback ----------------------------------------------------------------------------
@@ -168,7 +170,8 @@ def test_identical_lines_collapse_with_a_count() -> None:
 
 
 def test_huge_tool_output_keeps_head_and_tail() -> None:
-    lines = [f"line {i:05d} value={i * 7}" for i in range(2000)]
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]
+    lines = [f"line {i:05d} {words[i % 7]}={i * 7} {words[(i * 3) % 7]}" for i in range(2000)]
     text = "\n".join(lines)
     cut = truncate_middle(text)
     assert cut is not None and len(cut) < 12_000
@@ -412,3 +415,31 @@ def test_a_block_repeated_inside_the_instructions_names_them() -> None:
 def test_odd_characters_do_not_break_idempotence(text: str) -> None:
     once = compress_text(text).text
     assert compress_text(once).text == once
+
+
+# -- JSON that does not parse strictly -----------------------------------------------------------------
+
+
+def test_json_cut_mid_document_is_compacted_at_the_token_level() -> None:
+    value = {"total": 2, "orders": [{"id": "ORD-1", "note": "a  b", "amount": 2.50}, {"id": "ORD-2"}]}
+    pretty = json.dumps(value, indent=2)
+    cut = pretty[: pretty.index('"ORD-2"') + 4]  # inside a string: the cut leaves it open
+    out = safe(f"Tool result (step 1):\n{cut}\n... [truncated 40 characters]")
+    head, body, tail = out.split("\n")
+    assert head == "Tool result (step 1):" and tail == "... [truncated 40 characters]"
+    assert body == '{"total":2,"orders":[{"id":"ORD-1","note":"a  b","amount":2.5},{"id":"ORD'
+    assert safe(out) == out
+
+
+def test_json_lines_keep_their_line_breaks() -> None:
+    text = 'events:\n{"a": 1, "b": [1, 2]}\n{"a": 2, "b": []}'
+    assert safe(text) == 'events:\n{"a":1,"b":[1,2]}\n{"a":2,"b":[]}'
+
+
+def test_token_check_rejects_a_compaction_that_merges_tokens() -> None:
+    from tokenmw._compress.jsonlex import same_tokens
+
+    assert same_tokens('{"a": 1,\n "b": "x y"', '{"a":1,"b":"x y"')
+    assert not same_tokens("[1 2]", "[12]")
+    assert not same_tokens('{"a": 1}', '{"a":1 }')
+    assert not same_tokens('{"a": "x y"}', '{"a":"xy"}')

@@ -1,13 +1,20 @@
 """The compression engine: pure, deterministic functions of text and messages, no tokenizer.
 
-``text`` compresses one text (protect code/JSON/URLs, rewrite prose, restore, check, cache);
-``dedup`` replaces repeats across a request; ``messages`` walks chat and Responses requests;
+``text`` compresses one text (protect code/JSON/URLs, rewrite prose, restore, check, cache), with
+``jsoncompact``/``jsonlex`` for JSON that parses and JSON tokens that do not (cut, inside prose), and
+at the aggressive level ``logs`` (collapsed log lines), ``tables`` (uniform JSON arrays) and
+``elide`` (the one function every aggressive elision goes through);
+``dedup`` and ``lines`` replace repeats across a request (whole texts and blocks; runs of lines);
+``history`` remembers the index after each request prefix, so a turn only indexes its new messages;
+``messages`` walks chat and Responses requests;
 ``trim`` picks where to cut old turns given sizes the caller counted. ``hooks/compress.py`` is the
 only user; it owns counting and telemetry.
 """
 
-from tokenmw._compress.messages import Report, compress_chat, compress_responses
-from tokenmw._compress.text import Compressed, Level, clear_cache, compress_text
+from . import text as _text
+from .history import clear_history
+from .messages import Report, compress_chat, compress_responses
+from .text import Compressed, Level, compress_text
 
 __all__ = [
     "Compressed",
@@ -18,3 +25,10 @@ __all__ = [
     "compress_responses",
     "compress_text",
 ]
+
+
+def clear_cache() -> None:
+    """Forget every cached result: compressed texts and remembered request prefixes (tests,
+    benchmarks)."""
+    _text.clear_cache()
+    clear_history()

@@ -1,12 +1,16 @@
-"""Opt-in rules that drop words or lines, not just whitespace: fillers, repeated lines, separators,
-the middle of huge tool outputs. Each keeps every number and URL of what it keeps and is idempotent.
+"""Opt-in rules that drop words or lines, not just whitespace: fillers, markdown emphasis, repeated
+lines, separators, the middle of huge tool outputs. Each keeps every number and URL of what it keeps
+and is idempotent; every line or span dropped goes through ``elide.elide``.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["collapse_repeats", "remove_fillers", "shorten_separators", "truncate_middle"]
+from .elide import elide
+from .logs import collapse_lines
+
+__all__ = ["collapse_repeats", "remove_fillers", "shorten_separators", "strip_emphasis", "truncate_middle"]
 
 # Phrase -> replacement. Only phrases whose removal changes no instruction: "Think step by step",
 # "must", "never", "only" and other words that steer the model are never touched.
@@ -92,29 +96,29 @@ def shorten_separators(text: str) -> str:
     return _SEPARATOR.sub(r"\1\2\2\2", text)
 
 
-MIN_REPEATS = 3
-
-
-def collapse_repeats(text: str) -> str:
+def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
     """Three or more identical consecutive lines become one line followed by ``[×N]``; repeated
-    until nothing changes (a collapsed line may equal its neighbours)."""
-    for _ in range(4):
-        lines = text.split("\n")
-        out: list[str] = []
-        i, n = 0, len(lines)
-        while i < n:
-            line = lines[i]
-            j = i + 1
-            while j < n and lines[j] == line:
-                j += 1
-            if j - i >= MIN_REPEATS and line:
-                out.append(f"{line} [×{j - i}]")
-            else:
-                out.extend(lines[i:j])
-            i = j
-        if len(out) == n:
+    until nothing changes (a collapsed line may equal its neighbours). ``sink`` collects what
+    went (``elide``)."""
+    return collapse_lines(text, [] if sink is None else sink, similar=False)
+
+
+# **bold** and __bold__ around a word or phrase on one line; not inside words (snake__case), not
+# list bullets or rules (`* item`, `***`).
+_EMPHASIS = re.compile(r"(?<![\w*_\\])(\*\*|__)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
+
+
+def strip_emphasis(text: str) -> str:
+    """Markdown bold (``**x**``, ``__x__``) becomes plain ``x``: the model does not need the stress
+    to follow an instruction. Lost: the emphasis itself. Italics (single ``*``/``_``) stay: too
+    easily confused with globs, math and identifiers."""
+    if "**" not in text and "__" not in text:
+        return text
+    for _ in range(3):  # **a __b__** nests
+        new = _EMPHASIS.sub(r"\2", text)
+        if new == text:
             break
-        text = "\n".join(out)
+        text = new
     return text
 
 
@@ -125,16 +129,33 @@ KEEP_TAIL = 4_000
 _SLACK = 2_000
 
 
-def truncate_middle(text: str) -> str | None:
-    """Keep the first and last lines of a huge text, cut at line ends; ``None`` when not applicable
-    (short text, or no line end near the cut points, as in one long line of JSON)."""
+def truncate_middle(text: str, sink: list[str] | None = None) -> str | None:
+    """Keep the head and tail of a huge text, cut at line ends, or where there are none near the
+    cut points (one long line of compact JSON) after a comma or a space; ``None`` for a short text.
+    The marker says how many lines and characters went; ``sink`` collects them (``elide``)."""
     n = len(text)
     if n <= TRUNCATE_ABOVE:
         return None
+    sink = [] if sink is None else sink
     head_end = text.find("\n", KEEP_HEAD, KEEP_HEAD + _SLACK)
     tail_start = text.rfind("\n", n - KEEP_TAIL - _SLACK, n - KEEP_TAIL)
+    if head_end >= 0 and tail_start > head_end:
+        lines = text.count("\n", head_end, tail_start)
+        marker = elide(
+            text[head_end + 1 : tail_start],
+            f"… {lines} lines ({tail_start - head_end} characters) omitted …",
+            sink,
+        )
+        return f"{text[:head_end]}\n{marker}{text[tail_start:]}"
+    head_end = max(
+        text.rfind(",", KEEP_HEAD - _SLACK, KEEP_HEAD), text.rfind(" ", KEEP_HEAD - _SLACK, KEEP_HEAD)
+    )
+    tail_start = max(
+        text.rfind(",", n - KEEP_TAIL - _SLACK, n - KEEP_TAIL),
+        text.rfind(" ", n - KEEP_TAIL - _SLACK, n - KEEP_TAIL),
+    )
     if head_end < 0 or tail_start <= head_end:
-        return None
-    lines = text.count("\n", head_end, tail_start)
-    chars = tail_start - head_end
-    return f"{text[:head_end]}\n[… {lines} lines ({chars} characters) omitted …]{text[tail_start:]}"
+        head_end, tail_start = KEEP_HEAD, n - KEEP_TAIL  # no separator at all: cut anywhere
+    head_end += 1
+    marker = elide(text[head_end:tail_start], f"… {tail_start - head_end} characters omitted …", sink)
+    return f"{text[:head_end]}{marker}{text[tail_start:]}"

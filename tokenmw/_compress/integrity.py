@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tokenmw._compress.jsoncompact import parse_exact
-from tokenmw._compress.protect import Regions, fence_spans
+from .jsoncompact import parse_exact
+from .jsonlex import Lexed, same_tokens
+from .protect import Regions, fence_spans
+from .tables import Table, parse
 
 __all__ = ["check"]
 
@@ -30,22 +32,40 @@ def check(
     json_values: list[tuple[Any, str]],
     *,
     drops_lines: bool,
+    fences: list[str] | None = None,
+    elided: list[str] | None = None,
 ) -> str | None:
     """The first guarantee ``result`` breaks, or ``None``.
 
     ``masked``/``rewritten`` are the prose with placeholders before and after the rules. Safe rules
     only touch whitespace, so every digit must still be there, as often; rules that drop repeated
-    lines (``drops_lines``) must keep every distinct number.
+    lines (``drops_lines``) must keep every distinct number that is not inside an ``elided`` text
+    (each replaced by a marker). ``fences``: the fenced blocks as they must come out, when a rule
+    rewrote some (aggressive log fences); else those of ``original``, byte for byte.
     """
-    if ("```" in original or "~~~" in original) and _fences(original) != _fences(result):
+    if ("```" in original or "~~~" in original) and (
+        _fences(original) if fences is None else fences
+    ) != _fences(result):
         return "code block"
     if not regions.all_restored_once():
         return "protected region"
     for value, text in json_values:
-        if parse_exact(text) != value:
+        if isinstance(value, Lexed):
+            if not same_tokens(value.raw, text):
+                return "json"
+        elif isinstance(value, Table):
+            try:
+                if parse(text) != value.value:
+                    return "json"
+            except (ValueError, TypeError):
+                return "json"
+        elif parse_exact(text) != value:
             return "json"
     if drops_lines:
-        if not set(_NUMBER.findall(masked)) <= set(_NUMBER.findall(rewritten)):
+        numbers = set(_NUMBER.findall(masked))
+        if elided:
+            numbers -= set(_NUMBER.findall("\n".join(elided)))
+        if not numbers <= set(_NUMBER.findall(rewritten)):
             return "number"
     elif _digits(masked) != _digits(rewritten):
         return "number"

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenmw._compress.dedup import Deduper
-from tokenmw._compress.text import Level, compress_text
+from .history import Step, next_step, root
+from .text import Level, compress_text
 
 __all__ = ["Report", "compress_chat", "compress_responses"]
 
@@ -31,6 +31,8 @@ class Report:
     """For each text sent unchanged because a check failed: the guarantee it would have broken."""
     duplicates: int = 0
     truncated: int = 0
+    tables: int = 0
+    """JSON arrays sent as tables (aggressive): that text is no longer JSON."""
     drop: range = range(0)
     """Indices of the messages (or input items) left out to fit the token budget."""
 
@@ -40,11 +42,13 @@ class Report:
 
 
 class _Walker:
-    __slots__ = ("deduper", "level", "report")
+    __slots__ = ("kind", "level", "report", "step")
 
     def __init__(self, level: Level, dedup: bool, kind: str) -> None:
         self.level = level
-        self.deduper = Deduper(kind) if dedup else None
+        self.kind = kind
+        self.step: Step | None = root(kind, level) if dedup else None
+        """Where the request is in the remembered prefixes (``history``); ``None``: no dedup."""
         self.report = Report()
 
     def text(self, text: str, where: str | int, tool: bool) -> str:
@@ -55,12 +59,12 @@ class _Walker:
             report.fallbacks.append(result.fallback)
         if result.truncated:
             report.truncated += 1
+        report.tables += result.tables
         new = result.text
-        deduper = self.deduper
-        if deduper is not None:
-            before = deduper.replaced
-            new = deduper.apply(result, where)
-            report.duplicates += deduper.replaced - before
+        if self.step is not None:
+            self.step = next_step(self.step, result, text, where, tool, self.kind)
+            new = self.step.text
+            report.duplicates += self.step.duplicates
         if new != text:
             report.changed += 1
             return new

@@ -12,10 +12,12 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from tokenmw._compress.codelike import is_code_line, looks_like_code
-from tokenmw._compress.integrity import check
-from tokenmw._compress.jsoncompact import JSON_AT_START, JSON_START, find_json
-from tokenmw._compress.protect import (
+from . import aggressive, logs, tables
+from .codelike import is_code_line, looks_like_code
+from .integrity import check
+from .jsoncompact import JSON_AT_START, JSON_START, find_json
+from .jsonlex import Lexed, embedded_blocks, lex_at
+from .protect import (
     Regions,
     fence_spans,
     has_placeholder_chars,
@@ -24,9 +26,7 @@ from tokenmw._compress.protect import (
     quoted_spans,
     url_spans,
 )
-from tokenmw._compress.whitespace import has_odd_chars, normalize_prose
-
-from . import aggressive
+from .whitespace import has_odd_chars, normalize_prose
 
 __all__ = ["BLOCK_SEPARATOR", "Compressed", "Level", "clear_cache", "compress_text"]
 
@@ -48,6 +48,14 @@ class Compressed:
     fallback: str | None = None
     """The guarantee a rewrite broke (the text is then the original), or ``None``."""
     truncated: bool = False
+    code: bool | None = None
+    """Whether a stretch between fences looked like source code (then kept byte for byte), when
+    known (``None``: the text was not looked at that closely); line repeats leave code alone."""
+    tables: int = 0
+    """Aggressive only: JSON arrays written as tables (``tables``); that text is no longer JSON."""
+    elided: tuple[str, ...] = ()
+    """Aggressive only: every text left out, in order, each replaced by a marker (``elide``), as it
+    stood when it was left out (prose lines already whitespace-normalised)."""
 
 
 def _unchanged(text: str, fallback: str | None = None) -> Compressed:
@@ -71,36 +79,50 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
     strict = odd or level == "aggressive"
     out: list[str] = []  # the text with placeholders
     json_values: list[tuple[Any, str]] = []
+    elided: list[str] = []
+    fences: list[str] = []  # each fenced block as it must come out
     pos = 0
+    code = False
     for start, end in [*fence_spans(raw), (len(raw), len(raw))]:
         if start > pos:
-            _protect_segment(raw[pos:start], regions, out, json_values, strict)
+            segment = raw[pos:start]
+            code |= _protect_segment(segment, regions, out, json_values, strict, level == "aggressive")
         if end > start:
-            out.append(regions.add(raw[start:end]))
+            block = raw[start:end]
+            if level == "aggressive":
+                block = logs.collapse_fence(block, elided)  # logs only; code stays as written
+            fences.append(block)
+            out.append(regions.add(block))
         pos = end
     masked = "".join(out)
 
     rewritten = normalize_prose(masked, odd)
     if level == "aggressive":
         rewritten = aggressive.remove_fillers(rewritten)
+        rewritten = aggressive.strip_emphasis(rewritten)
         rewritten = aggressive.shorten_separators(rewritten)
-        rewritten = aggressive.collapse_repeats(rewritten)
-    if rewritten == masked and not json_values:
-        result = _unchanged(raw)
+        rewritten = logs.collapse_lines(rewritten, elided, similar=tool)
+    if rewritten == masked and not json_values and not elided:
+        result = Compressed(raw, (raw,), changed=False, code=code)
     else:
         pieces = tuple(regions.restore(p) for p in rewritten.split(BLOCK_SEPARATOR))
         text = BLOCK_SEPARATOR.join(pieces)
-        failed = check(raw, text, masked, rewritten, regions, json_values, drops_lines=level == "aggressive")
+        failed = check(
+            raw, text, masked, rewritten, regions, json_values,
+            drops_lines=level == "aggressive", fences=fences, elided=elided,
+        )  # fmt: skip
         if failed is not None:
             result = _unchanged(raw, failed)
         elif text == raw:
-            result = _unchanged(raw)
+            result = Compressed(raw, (raw,), changed=False, code=code)
         else:
-            result = Compressed(text, pieces)
+            made = sum(isinstance(value, tables.Table) for value, _ in json_values)
+            result = Compressed(text, pieces, code=code, tables=made, elided=tuple(elided))
     if tool and level == "aggressive":
-        short = aggressive.truncate_middle(result.text)
+        cut: list[str] = []
+        short = aggressive.truncate_middle(result.text, cut)
         if short is not None:
-            return Compressed(short, (short,), fallback=result.fallback, truncated=True)
+            return replace(result, text=short, pieces=(short,), truncated=True, elided=(*result.elided, *cut))
     return result
 
 
@@ -123,11 +145,16 @@ def _protect_segment(
     out: list[str],
     json_values: list[tuple[Any, str]],
     strict: bool,
-) -> None:
+    as_tables: bool = False,
+) -> bool:
     """Mask one stretch of text between code fences: indented code blocks, JSON, then inline code,
     quoted strings and URLs; or all of it when it looks like unfenced source code. Not ``strict``:
-    only what the rules could change."""
+    only what the rules could change. ``as_tables``: JSON arrays of uniform objects become tables
+    (aggressive). Returns whether the stretch looked like source code."""
     blocks = _json_blocks(segment)
+    lexed = embedded_blocks(segment, blocks)
+    if lexed:
+        blocks = sorted([*blocks, *lexed], key=lambda block: block[0])
     bare = segment
     if blocks:
         rest = []
@@ -139,7 +166,7 @@ def _protect_segment(
         bare = "".join(rest)
     if looks_like_code(bare):
         out.append(regions.add(segment))
-        return
+        return True
     spans = blocks
     indented = indented_code_spans(segment)
     if indented:
@@ -157,9 +184,14 @@ def _protect_segment(
                 masked.append(regions.add(segment[start:end]))
             else:
                 compact = result[1]
+                table = tables.to_table(segment[start:end], result[0]) if as_tables else None
+                if table is not None:
+                    result = (tables.Table(result[0]), table)
+                    compact = table
                 if compact != segment[start:end]:
                     json_values.append(result)
-                masked.append(regions.add(compact) if strict or "  " in compact else compact)
+                protect = strict or "  " in compact or isinstance(result[0], Lexed)
+                masked.append(regions.add(compact) if protect else compact)
             pos = end
         masked.append(segment[pos:])
         text = "".join(masked)
@@ -171,26 +203,45 @@ def _protect_segment(
         text = regions.replace_spans(text, [(s, e) for s, e in inline_code_spans(text) if "  " in text[s:e]])
         text = regions.protect(text, _quoted_spans)
     out.append(text)
+    return False
 
 
 def _quoted_spans(text: str) -> list[tuple[int, int]]:
     return quoted_spans(text, is_code_line)
 
 
-def _json_blocks(segment: str) -> list[tuple[int, int, tuple[Any, str] | None]]:
+def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
     """``(start, end, (value, compact) or None)`` of each JSON object/array filling its lines."""
     if "{" not in segment and "[" not in segment:
         return []
     blocks: list[tuple[int, int, tuple[Any, str] | None]] = []
     pos = 0
     m = JSON_AT_START.match(segment)
+    # Brackets still to come: more openings than closings means no document from here can close
+    # (an output cut mid-document), so the strict parse, slow to fail at the end, is skipped.
+    counted = 0
+    balance = _balance(segment)
     while True:
         if m is None:
             m = JSON_START.search(segment, pos)
             if m is None:
                 return blocks
         start = m.end() - 1
-        found = find_json(segment, start)
+        if segment.startswith("[table: ", start):  # made by the aggressive level: kept as is
+            end = tables.table_end(segment, start)
+            if end is not None:
+                blocks.append((start, end, None))
+                pos, m = end, None
+                continue
+        balance -= _balance(segment, counted, start)
+        counted = start
+        found: tuple[int, Any] | None
+        if balance > 0:  # JSON tokens; a whole document among them is parsed after all
+            found = lex_at(segment, start)
+            if found is not None and found[1][0].closed:
+                found = find_json(segment, start) or found
+        else:  # JSON, else JSON tokens
+            found = find_json(segment, start) or lex_at(segment, start)
         m = None
         if found is None:
             pos = start + 1
@@ -198,6 +249,14 @@ def _json_blocks(segment: str) -> list[tuple[int, int, tuple[Any, str] | None]]:
         end, result = found
         blocks.append((start, end, result))
         pos = end
+
+
+def _balance(text: str, start: int = 0, end: int | None = None) -> int:
+    """Opening brackets minus closing ones in ``text[start:end]`` (strings included: a guess)."""
+    return (
+        text.count("{", start, end) + text.count("[", start, end)
+        - text.count("}", start, end) - text.count("]", start, end)
+    )  # fmt: skip
 
 
 # Content-keyed, bounded: entries and characters held (keys and results) are both capped.

@@ -31,8 +31,10 @@ class Compress(Hook):
     """Shrink every text the model reads (message contents, tool results, Responses input and
     instructions); see ``tokenmw._compress`` for the rules and the checks behind them.
 
-    ``level``: ``"safe"`` (whitespace, compact JSON, duplicates) or ``"aggressive"`` (also fillers,
-    repeated lines, the middle of huge tool outputs). ``min_tokens``: requests counted below this are
+    ``level``: ``"safe"`` (whitespace, compact JSON, also JSON cut mid-document or inside prose, and
+    repeats: whole texts, blocks and runs of lines seen earlier become markers pointing back) or
+    ``"aggressive"`` (also fillers, bold, collapsed log lines, JSON arrays as tables, the middle of
+    huge tool outputs). ``min_tokens``: requests counted below this are
     left alone. ``max_input_tokens``: drop the oldest turns (the system prompt and first user message
     stay, tool calls keep their results) so the request fits; cuts come in steps of a quarter of the
     budget so the kept prefix stays cacheable.
@@ -140,6 +142,7 @@ def _attributes(level: str, report: Report) -> dict[str, Any]:
         "compress.texts_changed": report.changed,
         "compress.duplicates": report.duplicates,
         "compress.truncated": report.truncated,
+        "compress.json_tables": report.tables,
         "compress.dropped": report.dropped,
         "compress.fallback": bool(report.fallbacks),
         "compress.fallbacks": ",".join(sorted(set(report.fallbacks))),

@@ -15,7 +15,9 @@ from agents import (
     Agent,
     ModelBehaviorError,
     OpenAIChatCompletionsModel,
+    OpenAIProvider,
     OpenAIResponsesModel,
+    RunConfig,
     Runner,
     function_tool,
     set_tracing_disabled,
@@ -115,3 +117,17 @@ async def test_limit_response_cut_fails_a_responses_agent_but_not_a_chat_agent(
     assert all(
         b.get("max_completion_tokens", b.get("max_output_tokens")) == 12 for b in wire_requests(live_server)
     )
+
+
+@pytest.mark.parametrize("use_responses", [True, False])
+async def test_provider_with_a_wrapped_client(
+    use_responses: bool, raw_client: openai.AsyncOpenAI, live_server: EmbeddedServer
+) -> None:
+    recorder, mw = probe_middleware()
+    provider = OpenAIProvider(openai_client=mw.wrap(raw_client), use_responses=use_responses)
+    agent = Agent(name="greeter", instructions="Greet the user.", model=MODEL)
+    result = await Runner.run(agent, "Hello", run_config=RunConfig(model_provider=provider))
+    assert result.final_output.startswith("The middleware")
+    assert recorder.calls == [("responses" if use_responses else "chat", False)]
+    [body] = wire_requests(live_server)
+    assert enhanced(body)

@@ -408,3 +408,27 @@ def test_hooks_may_change_the_messages_of_parse(client: openai.OpenAI, live_serv
     check_city(resp.choices[0].message.parsed)
     [body] = wire_requests(live_server)
     assert body["messages"][-1]["content"] == "Tell me about the weather in [city]."
+
+
+def test_a_stream_a_wrap_hook_discards_does_not_end_the_call(
+    client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    class SendTwice(tokenmw.Hook):
+        """Sends twice and keeps the second stream (as a hedging hook keeps the faster one)."""
+
+        def __init__(self) -> None:
+            self.discarded: list[Any] = []
+
+        async def wrap(self, call: tokenmw.Call, call_next: tokenmw.CallNext) -> Any:
+            self.discarded.append(await call_next(call))
+            return await call_next(call)
+
+    hook = SendTwice()
+    recorder, mw = probe_middleware(hook)
+    with mw.wrap(client).chat.completions.stream(model=MODEL, messages=MESSAGES) as stream:
+        hook.discarded[0].close()  # the loser's connection closes while the kept stream is unread
+        assert recorder.ends == []
+        text = stream.get_final_completion().choices[0].message.content
+    assert text and text.startswith("The middleware")
+    assert recorder.ends == ["completed"] and mw.usage.calls == 1
+    assert len(wire_requests(live_server)) == 2

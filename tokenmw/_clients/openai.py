@@ -111,7 +111,7 @@ class _SyncWrapped(_Wrapped):
 
         async def through(i: int, body: dict[str, Any]) -> Any:
             if i == len(chains):
-                return request.opened(call_blocking(send, **request.post_kwargs(body)))
+                return request.opened(call_blocking(send, **request.post_kwargs(body)), body)
             result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
             return request.proxied(result, SyncStreamProxy)
 
@@ -130,7 +130,7 @@ class _AsyncWrapped(_Wrapped):
 
         async def through(i: int, body: dict[str, Any]) -> Any:
             if i == len(chains):
-                result = request.opened(await send(**request.post_kwargs(body)))
+                result = request.opened(await send(**request.post_kwargs(body)), body)
                 return await result if inspect.isawaitable(result) else result
             result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
             return request.proxied(result, AsyncStreamProxy)
@@ -259,16 +259,16 @@ class _Request:
         kwargs["options"] = self.options
         return kwargs
 
-    def opened(self, result: Any) -> Any:
+    def opened(self, result: Any, body: dict[str, Any]) -> Any:
         """What the innermost chain gets from ``post``: the response, a stream, or (raw modes) what
         the raw response parses to, read here so hooks can see it. The raw response is kept for
         the caller (``returned``)."""
         if self.mode is None:
-            if self.body.get("stream"):
+            if body.get("stream"):
                 watch_body(getattr(result, "response", None), self.proxies)
             return result
         self.raw = result
-        if self.body.get("stream"):
+        if body.get("stream"):
             watch_body(getattr(result, "http_response", None), self.proxies)
         # with_raw_response: LegacyAPIResponse.parse() (sync for both clients); with_streaming_response:
         # APIResponse.parse() / await AsyncAPIResponse.parse(). A stream is not read by parsing it.

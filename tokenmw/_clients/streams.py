@@ -216,17 +216,18 @@ def watch_body(http_response: Any, proxies: list[weakref.ref[Any]]) -> None:
     if stream is None or isinstance(stream, _Watch):
         return
     if isinstance(stream, tuple(_async_bases)):
-        http_response.stream = _AsyncWatch(stream, proxies)
+        http_response.stream = _AsyncWatch(stream, proxies, http_response)
     elif isinstance(stream, tuple(_sync_bases)):
-        http_response.stream = _SyncWatch(stream, proxies)
+        http_response.stream = _SyncWatch(stream, proxies, http_response)
 
 
 class _Watch:
     """What both watchers share: the SSE usage scan and the end of the call at close."""
 
-    def __init__(self, stream: Any, proxies: list[weakref.ref[Any]]) -> None:
+    def __init__(self, stream: Any, proxies: list[weakref.ref[Any]], http_response: Any) -> None:
         self._stream = stream
         self._proxies = proxies
+        self._response = weakref.ref(http_response)
         self._tail = b""
         self._usage_line: bytes | None = None
         self._eof = False
@@ -248,6 +249,9 @@ class _Watch:
         if self._ended or self._failed:
             return  # a failed read ends the call through the proxy that raises it
         self._ended = True
+        first = self._proxies[0]() if self._proxies else None
+        if first is None or getattr(first._self_run.stream, "response", None) is not self._response():
+            return  # not the stream the call went on with (a wrap hook sent twice and kept the other)
         for ref in self._proxies:
             proxy = ref()
             if proxy is None:

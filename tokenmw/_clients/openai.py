@@ -100,6 +100,9 @@ class _Wrapped:
         return f"<tokenmw-wrapped {base.__module__}.{base.__qualname__} object at {id(self):#x}>"
 
 
+# openai 3.3–3.57 (checked): every resource method posts through ``client.post(path, body=...,
+# options=..., cast_to=..., stream=..., stream_cls=...)``, bound when the resource is built;
+# tests/clients/test_openai_internals.py fails if that changes.
 class _SyncWrapped(_Wrapped):
     def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
         operation = _operation(path, kwargs)
@@ -171,8 +174,9 @@ _cached: dict[type, frozenset[str]] = {}
 
 
 def _cached_names(cls: type) -> frozenset[str]:
-    """The client's lazily built attributes (resources, raw views): openai caches them in the
-    instance ``__dict__`` with ``functools.cached_property``; a copy must build its own."""
+    """The client's lazily built attributes (resources, raw views): openai (3.3–3.57, checked by
+    tests/clients/test_openai_internals.py) caches them in the instance ``__dict__`` with
+    ``functools.cached_property``; a copy must build its own."""
     names = _cached.get(cls)
     if names is None:
         names = _cached[cls] = frozenset(

@@ -5,8 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
+# The agent frameworks get their own venv: beside them pip resolves an older openai (instructor
+# caps jiter), and the main suite must run on the newest.
+FW_VENV := .venv-frameworks
+FW_STAMP := $(FW_VENV)/.installed-frameworks
 
-.PHONY: demo test test-all lint bench serve clean
+.PHONY: demo test test-frameworks test-all lint bench serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +33,18 @@ test: $(STAMP)
 	$(BIN)/ruff check tokenmw tests examples benchmarks
 	$(BIN)/lint-imports --no-cache
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-frameworks
+
+$(FW_STAMP): pyproject.toml
+	[ -x $(FW_VENV)/bin/python ] || $(PYTHON) -m venv $(FW_VENV)
+	$(FW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FW_VENV)/bin/python -m pip install --quiet -e '.[frameworks]'
+	touch $(FW_STAMP)
+
+# openai-agents, langchain-openai, pydantic-ai and instructor on wrapped clients (tests/frameworks/,
+# collected only here); the header line names the openai they ran on.
+test-frameworks: $(FW_STAMP)
+	TOKENMW_FRAMEWORKS=1 LITELLM_LOCAL_MODEL_COST_MAP=True $(FW_VENV)/bin/python -m pytest tests/frameworks -p no:cacheprovider
 
 # The suite under every other CPython that pyenv has here (3.10, 3.12, 3.13), each in its own
 # venv (.venv-3.X); interpreters that are not installed are skipped and said so.
@@ -58,4 +74,4 @@ serve: $(STAMP)
 	$(BIN)/tokenmw serve
 
 clean:
-	rm -rf $(VENV) .venv-3.* build *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(FW_VENV) .venv-3.* build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -26,7 +26,7 @@ def live_server(server: EmbeddedServer) -> Iterator[EmbeddedServer]:
     server.reset()
     yield server
     server.reset()
-    for name in ("reply_words", "latency", "chunk_delay", "ignore_max_tokens"):
+    for name in ("reply_words", "latency", "chunk_delay", "ignore_max_tokens", "answer"):
         setattr(server.settings, name, getattr(defaults, name))
 
 

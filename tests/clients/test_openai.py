@@ -563,7 +563,7 @@ def test_a_hook_can_stop_a_stream_and_upstream_stops(
     assert mw.usage.calls == 1
 
 
-def test_with_streaming_response_runs_unchanged(
+def test_with_streaming_response_runs_the_chain(
     sync_client: openai.OpenAI, live_server: EmbeddedServer
 ) -> None:
     hook = Marker()
@@ -572,9 +572,11 @@ def test_with_streaming_response_runs_unchanged(
     with client.chat.completions.with_streaming_response.create(
         model="gpt-4o-mini", messages=MESSAGES
     ) as response:
-        assert isinstance(response.parse(), ChatCompletion)
-    assert hook.counts["before"] == 0 and mw.usage.calls == 0
-    assert not last_user_text(live_server).endswith(MARK)
+        parsed = response.parse()
+        assert isinstance(parsed, ChatCompletion)
+    assert hook.counts["before"] == hook.counts["after"] == 1 and mw.usage.calls == 1
+    assert hook.responses == [parsed]
+    assert last_user_text(live_server).endswith(MARK)
 
 
 async def test_a_cache_hit_is_a_call_but_bills_nothing(async_client: openai.AsyncOpenAI) -> None:

@@ -1,203 +1,314 @@
 """``mw.wrap(client)`` for ``openai.OpenAI`` / ``AsyncOpenAI`` (and the Azure variants).
 
-The wrapped client is a ``wrapt.ObjectProxy`` over the caller's instance, so ``isinstance`` holds
-and every attribute but ``chat.completions.create`` and ``responses.create`` is the client's own.
-Nothing global is patched, and the original client stays usable unwrapped. The proxies know
-nothing of hooks: they build a ``Call`` and hand it to the chain with a ``send`` that makes the
-real call.
+Where the interception sits, and why: every openai method that asks for a chat completion or a
+Responses answer — ``create``, ``parse``, the ``stream()`` helpers, ``beta``, ``with_raw_response``,
+``with_streaming_response``, and whatever helper openai adds next — ends in one method of the
+client, ``post(path, body=..., options=...)``: resources bind ``client.post`` when they are built
+(``SyncAPIResource.__init__``), and the client builds every resource from ``self``. So the wrapped
+client is an instance of a per-class subclass of the caller's client class whose ``post`` runs the
+chain for ``/chat/completions`` and ``/responses`` and passes every other path through untouched.
+The chain sits outside openai's retry loop (``request()``, called by ``post``), so retries stay
+inside one chain run; ``parse()`` and ``stream()`` post once, so hooks run once per logical call.
+
+The wrapped client is a copy of the caller's instance (same settings, same connection pool) without
+its resources, which are rebuilt from the copy on first use. ``isinstance`` holds, the original
+stays unwrapped, and ``copy()`` / ``with_options()`` / ``with`` give wrapped clients (openai builds
+copies with ``self.__class__``). Nothing global is patched.
+
+``call.request`` is the request body as it goes out (``extra_body`` merged in), so hooks see what
+the API will read: the JSON schema ``parse()`` made of a pydantic class, the tools as dicts.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import openai
 import wrapt
 
-from tokenmw._clients.streams import async_result, sync_result
+# openai 3.3–3.57 (checked): with_raw_response sends this header with "true", with_streaming_response
+# with "stream"; post() then returns the raw response object instead of the parsed one. Used only
+# in ``_raw_mode`` below; tests/clients/test_openai_internals.py fails if openai changes it.
+from openai._constants import RAW_RESPONSE_HEADER
+from openai.resources.chat.completions import AsyncCompletions, Completions
+from openai.resources.responses import AsyncResponses, Responses
+
+from tokenmw._clients.streams import AsyncStreamProxy, SyncStreamProxy, watch_body
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call, Operation
+from tokenmw._core.stream_run import StreamRun
 from tokenmw._tokens import encodings as _tokenizer
 
 if TYPE_CHECKING:
     from tokenmw._core.chain import Chain as Middleware
 
-__all__ = ["wrap_openai_client"]
+__all__ = ["INTERCEPTED_PATHS", "wrap_openai_client"]
 
-# openai marks with_raw_response / with_streaming_response calls with this header.
-_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+INTERCEPTED_PATHS: dict[str, Operation] = {"/chat/completions": "chat", "/responses": "responses"}
+"""The POST paths whose requests run the chain (``?beta=true`` and other query strings aside)."""
+
+_CHAINS = "_tokenmw_chains"
 
 
 def wrap_openai_client(client: Any, mw: Middleware) -> Any:
-    """``client`` with ``mw`` around its chat completions and Responses ``create()``."""
-    if isinstance(client, _ClientProxy) and client._self_mw is mw:
-        return client  # idempotent: wrapping twice must not run the hooks twice
-    if not (hasattr(client, "chat") and hasattr(client, "responses")):
+    """A wrapped copy of ``client`` that runs ``mw`` around its chat completion and Responses requests."""
+    if not isinstance(client, openai.OpenAI | openai.AsyncOpenAI):
         raise TypeError(
             f"mw.wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, got {type(client).__name__!r};"
             " for LiteLLM use tokenmw.wrap_litellm(litellm.completion, mw)"
         )
+    chains: tuple[Middleware, ...] = getattr(client, _CHAINS, ())
+    if any(chain is mw for chain in chains):
+        return client  # idempotent: wrapping twice must not run the hooks twice
     if mw.hooks:
         _tokenizer.preload()
-    return _ClientProxy(client, mw)
+    base: type = getattr(type(client), "_tokenmw_base", type(client))
+    wrapped = _bare_copy(client, _wrapped_class(base))
+    wrapped.__dict__[_CHAINS] = (mw, *chains)  # the newest chain runs outermost
+    return wrapped
 
 
-class _RawViews(wrapt.ObjectProxy):  # type: ignore[misc]
-    """``with_raw_response`` / ``with_streaming_response`` of a client or resource, built from the
-    proxy rather than from the wrapped object (openai builds them from ``self``), so the
-    ``create`` they call goes through the chain."""
-
-    def __init__(self, wrapped: Any) -> None:
-        super().__init__(wrapped)
-        self._self_raw: Any = None
-        self._self_streaming: Any = None
-
-    @property
-    def with_raw_response(self) -> Any:
-        if self._self_raw is None:
-            self._self_raw = type(self.__wrapped__.with_raw_response)(self)
-        return self._self_raw
-
-    @property
-    def with_streaming_response(self) -> Any:
-        if self._self_streaming is None:
-            self._self_streaming = type(self.__wrapped__.with_streaming_response)(self)
-        return self._self_streaming
+# -- the wrapped classes --------------------------------------------------------------------------
 
 
-class _ClientProxy(_RawViews):
-    def __init__(self, client: Any, mw: Middleware) -> None:
-        super().__init__(client)
-        self._self_mw = mw
-        self._self_chat: Any = None
-        self._self_responses: Any = None
+class _Wrapped:
+    """What every wrapped client class adds to the caller's class (it comes first in the MRO)."""
 
-    @property
-    def chat(self) -> Any:
-        if self._self_chat is None:
-            self._self_chat = _ChatProxy(self.__wrapped__.chat, self._self_mw, self.__wrapped__)
-        return self._self_chat
-
-    @property
-    def responses(self) -> Any:
-        if self._self_responses is None:
-            self._self_responses = _create_proxy(
-                self.__wrapped__.responses, self._self_mw, "responses", self.__wrapped__
-            )
-        return self._self_responses
-
-    def with_options(self, *args: Any, **kwargs: Any) -> Any:
-        return _ClientProxy(self.__wrapped__.with_options(*args, **kwargs), self._self_mw)
-
-    def copy(self, *args: Any, **kwargs: Any) -> Any:
-        return _ClientProxy(self.__wrapped__.copy(*args, **kwargs), self._self_mw)
+    _tokenmw_base: Any  # the caller's client class
+    _tokenmw_provider: str
+    _tokenmw_chains: tuple[Middleware, ...]
 
     @property
     def tokenmw_middleware(self) -> Middleware:
-        """The middleware this client is wrapped with."""
-        return self._self_mw
+        """The middleware this client was wrapped with last (the outermost one)."""
+        return self._tokenmw_chains[0]
+
+    def copy(self, *args: Any, **kwargs: Any) -> Any:
+        copied = super().copy(*args, **kwargs)  # type: ignore[misc]  # openai: self.__class__(...)
+        copied.__dict__[_CHAINS] = self._tokenmw_chains
+        return copied
+
+    with_options = copy
 
     def __repr__(self) -> str:
-        return f"<tokenmw-wrapped {self.__wrapped__!r}>"
+        base = self._tokenmw_base
+        return f"<tokenmw-wrapped {base.__module__}.{base.__qualname__} object at {id(self):#x}>"
 
 
-class _ChatProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, chat: Any, mw: Middleware, client: Any) -> None:
-        super().__init__(chat)
-        self._self_completions = _create_proxy(chat.completions, mw, "chat", client)
+# openai 3.3–3.57 (checked): every resource method posts through ``client.post(path, body=...,
+# options=..., cast_to=..., stream=..., stream_cls=...)``, bound when the resource is built;
+# tests/clients/test_openai_internals.py fails if that changes.
+class _SyncWrapped(_Wrapped):
+    def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        operation = _operation(path, kwargs)
+        if operation is None:
+            return super().post(path, *args, **kwargs)  # type: ignore[misc]
+        request = _Request(self, operation, path, args, kwargs)
+        chains = self._tokenmw_chains
+        send = functools.partial(self._tokenmw_base.post, self, path, *args)
 
-    @property
-    def completions(self) -> Any:
-        return self._self_completions
+        async def through(i: int, body: dict[str, Any]) -> Any:
+            if i == len(chains):
+                return request.opened(call_blocking(send, **request.post_kwargs(body)), body)
+            result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
+            return request.proxied(result, SyncStreamProxy)
+
+        fast = all(chain.sync_fast_path for chain in chains)
+        return request.returned(run_sync(through(0, request.body), fast=fast))
 
 
-def _create_proxy(resource: Any, mw: Middleware, operation: Operation, client: Any) -> Any:
-    # openai decorates create() with a plain wrapper, so iscoroutinefunction() cannot tell.
-    proxy_cls = _AsyncCreateProxy if isinstance(client, openai.AsyncOpenAI) else _SyncCreateProxy
-    return proxy_cls(resource, mw, operation, client)
+class _AsyncWrapped(_Wrapped):
+    async def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        operation = _operation(path, kwargs)
+        if operation is None:
+            return await super().post(path, *args, **kwargs)  # type: ignore[misc]
+        request = _Request(self, operation, path, args, kwargs)
+        chains = self._tokenmw_chains
+        send = functools.partial(self._tokenmw_base.post, self, path, *args)
+
+        async def through(i: int, body: dict[str, Any]) -> Any:
+            if i == len(chains):
+                result = request.opened(await send(**request.post_kwargs(body)), body)
+                return await result if inspect.isawaitable(result) else result
+            result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
+            return request.proxied(result, AsyncStreamProxy)
+
+        return request.returned(await through(0, request.body))
 
 
-class _CreateProxy(_RawViews):
-    """A resource (``chat.completions`` or ``responses``) whose ``create`` runs the chain."""
+_classes: dict[type, type] = {}
+_classes_lock = threading.Lock()
 
-    def __init__(self, resource: Any, mw: Middleware, operation: Operation, client: Any) -> None:
-        super().__init__(resource)
-        self._self_mw = mw
-        self._self_operation: Operation = operation
-        self._self_client = client
-        # GenAI semantic conventions name Azure OpenAI apart from OpenAI.
-        azure = isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
-        self._self_provider = "azure.ai.openai" if azure else "openai"
 
-    def _call(self, kwargs: dict[str, Any]) -> Call:
-        call = Call(kwargs, self._self_operation, provider=self._self_provider, client=self._self_client)
-        call.usage_reported_elsewhere = _instrumented(self.__wrapped__)
+def _wrapped_class(base: type) -> type:
+    """The wrapped subclass of ``base`` (one per client class, made on first use)."""
+    cls = _classes.get(base)
+    if cls is None:
+        with _classes_lock:
+            cls = _classes.get(base)
+            if cls is None:
+                mixin = _AsyncWrapped if issubclass(base, openai.AsyncOpenAI) else _SyncWrapped
+                azure = issubclass(base, openai.AzureOpenAI | openai.AsyncAzureOpenAI)
+                cls = type(
+                    base.__name__,
+                    (mixin, base),
+                    {
+                        "__module__": base.__module__,
+                        "__qualname__": base.__qualname__,
+                        "__doc__": base.__doc__,
+                        "_tokenmw_base": base,
+                        # GenAI semantic conventions name Azure OpenAI apart from OpenAI.
+                        "_tokenmw_provider": "azure.ai.openai" if azure else "openai",
+                    },
+                )
+                _classes[base] = cls
+    return cls
+
+
+_cached: dict[type, frozenset[str]] = {}
+
+
+def _cached_names(cls: type) -> frozenset[str]:
+    """The client's lazily built attributes (resources, raw views): openai (3.3–3.57, checked by
+    tests/clients/test_openai_internals.py) caches them in the instance ``__dict__`` with
+    ``functools.cached_property``; a copy must build its own."""
+    names = _cached.get(cls)
+    if names is None:
+        names = _cached[cls] = frozenset(
+            name
+            for klass in cls.__mro__
+            for name, attr in vars(klass).items()
+            if isinstance(attr, functools.cached_property)
+        )
+    return names
+
+
+def _bare_copy(client: Any, cls: type) -> Any:
+    """An instance of ``cls`` with ``client``'s settings and connection pool, none of its resources."""
+    dropped = _cached_names(type(client))
+    copied: Any = object.__new__(cls)
+    copied.__dict__.update(
+        (name, value)
+        for name, value in vars(client).items()
+        if name not in dropped and not name.startswith("_tokenmw_")
+    )
+    return copied
+
+
+def _unwrapped(client: Any) -> Any:
+    """The same client without the chain (made once per wrapped client), for ``call.client``."""
+    plain = client.__dict__.get("_tokenmw_unwrapped")
+    if plain is None:
+        plain = client.__dict__["_tokenmw_unwrapped"] = _bare_copy(client, client._tokenmw_base)
+    return plain
+
+
+# -- one intercepted request ------------------------------------------------------------------------
+
+
+def _operation(path: str, kwargs: Mapping[str, Any]) -> Operation | None:
+    """The operation a POST is, if it is one the chain runs for."""
+    operation = INTERCEPTED_PATHS.get(path if "?" not in path else path.split("?", 1)[0])
+    if operation is None or not isinstance(kwargs.get("body"), dict):
+        return None
+    return operation
+
+
+def _raw_mode(options: Mapping[str, Any]) -> str | None:
+    """``"true"`` for ``with_raw_response``, ``"stream"`` for ``with_streaming_response``, else None."""
+    headers = options.get("headers")
+    mode = headers.get(RAW_RESPONSE_HEADER) if isinstance(headers, Mapping) else None
+    return mode if isinstance(mode, str) else None
+
+
+class _Request:
+    """One intercepted POST: the body the chain sees, how it is sent, and what the caller gets."""
+
+    __slots__ = ("body", "client", "kwargs", "mode", "operation", "options", "proxies", "raw")
+
+    def __init__(
+        self, client: Any, operation: Operation, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        self.client = client
+        self.operation: Operation = operation
+        self.kwargs = kwargs
+        options = dict(kwargs.get("options") or {})
+        body: dict[str, Any] = dict(kwargs["body"])
+        extra = options.get("extra_json")
+        if isinstance(extra, Mapping):
+            # openai merges extra_body into the JSON when it builds the request; hooks should see
+            # (and count) the request as it goes out, so the merge happens here instead.
+            del options["extra_json"]
+            body.update((k, v) for k, v in extra.items() if not isinstance(v, openai.Omit))
+        self.body = body
+        self.options = options
+        self.mode = _raw_mode(options)
+        self.raw: Any = None
+        self.proxies: list[weakref.ref[Any]] = []
+
+    def call(self, body: dict[str, Any]) -> Call:
+        client = self.client
+        call = Call(body, self.operation, provider=client._tokenmw_provider, client=_unwrapped(client))
+        call.usage_reported_elsewhere = _instrumented(self.operation, isinstance(client, openai.AsyncOpenAI))
         return call
 
+    def post_kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
+        kwargs = dict(self.kwargs)
+        kwargs["body"] = body
+        kwargs["options"] = self.options
+        return kwargs
 
-def _raw_mode(kwargs: dict[str, Any]) -> str | None:
-    headers = kwargs.get("extra_headers")
-    if not headers:
-        return None
-    mode = headers.get(_RAW_RESPONSE_HEADER)
-    return str(mode) if mode is not None else None
-
-
-class _SyncCreateProxy(_CreateProxy):
-    def create(self, *args: Any, **kwargs: Any) -> Any:
-        original = self.__wrapped__.create
-        mode = _raw_mode(kwargs)
-        if args or mode == "stream":
-            # Positional args are not the API's (let it reject them); raw streaming responses are
-            # read lazily by the caller, after create() returns, so no hook could see them.
-            return original(*args, **kwargs)
-        raw: list[Any] = []
-
-        async def send(call: Call) -> Any:
-            result = call_blocking(original, **call.request)
-            if mode is not None:
-                raw.append(result)
-                return result.parse()
+    def opened(self, result: Any, body: dict[str, Any]) -> Any:
+        """What the innermost chain gets from ``post``: the response, a stream, or (raw modes) what
+        the raw response parses to, read here so hooks can see it. The raw response is kept for
+        the caller (``returned``)."""
+        if self.mode is None:
+            if body.get("stream"):
+                watch_body(getattr(result, "response", None), self.proxies)
             return result
+        self.raw = result
+        if body.get("stream"):
+            watch_body(getattr(result, "http_response", None), self.proxies)
+        # with_raw_response: LegacyAPIResponse.parse() (sync for both clients); with_streaming_response:
+        # APIResponse.parse() / await AsyncAPIResponse.parse(). A stream is not read by parsing it.
+        return result.parse()
 
-        result = run_sync(self._self_mw.run(self._call(kwargs), send), fast=self._self_mw.sync_fast_path)
-        return _rewrap_raw(raw, sync_result(result))
-
-
-class _AsyncCreateProxy(_CreateProxy):
-    async def create(self, *args: Any, **kwargs: Any) -> Any:
-        original = self.__wrapped__.create
-        mode = _raw_mode(kwargs)
-        if args or mode == "stream":
-            return await original(*args, **kwargs)
-        raw: list[Any] = []
-
-        async def send(call: Call) -> Any:
-            result = await original(**call.request)
-            if mode is not None:
-                raw.append(result)
-                return result.parse()
-            return result
-
-        result = await self._self_mw.run(self._call(kwargs), send)
-        return _rewrap_raw(raw, async_result(result))
-
-
-def _rewrap_raw(raw: list[Any], result: Any) -> Any:
-    """Put the chain's result back inside the raw response, so ``raw.parse()`` returns it."""
-    if not raw:
+    def proxied(self, result: Any, proxy: Callable[[StreamRun], Any]) -> Any:
+        """A chain's result as the next layer out (or the caller) gets it: a stream run becomes a
+        stream proxy."""
+        if isinstance(result, StreamRun):
+            wrapped = proxy(result)
+            self.proxies.append(weakref.ref(wrapped))
+            return wrapped
         return result
-    response = raw[-1]
-    response._parsed_by_type[response._cast_to] = result
-    return response
+
+    def returned(self, result: Any) -> Any:
+        """What the caller gets: the chain's result, or the raw response that parses to it."""
+        raw = self.raw
+        if raw is None:
+            return result
+        # openai 3.3–3.57 (checked): both raw response classes memoize parse() in _parsed_by_type,
+        # keyed by _cast_to; seeding it makes raw.parse() return what the chain returned. Used only
+        # here; tests/clients/test_openai_internals.py fails if openai changes it.
+        raw._parsed_by_type[raw._cast_to] = result
+        return raw
 
 
-def _instrumented(resource: Any) -> bool:
-    """Whether another instrumentation wraps this resource class's ``create`` with ``wrapt`` (as
+def _instrumented(operation: Operation, is_async: bool) -> bool:
+    """Whether another instrumentation wraps the resource's ``create`` with ``wrapt`` (as
     opentelemetry-instrumentation-openai-v2, OpenLLMetry and Langfuse do): it then reports the
-    call's usage in its own span, nested under tokenmw's."""
-    for klass in type(resource).__mro__:
-        create = klass.__dict__.get("create")
-        if create is not None:
-            return isinstance(create, wrapt.FunctionWrapper)
-    return False
+    call's usage in its own span, and tokenmw's does not report it again."""
+    return isinstance(_create_attr(operation, is_async), wrapt.FunctionWrapper)
+
+
+def _create_attr(operation: Operation, is_async: bool) -> Any:
+    if operation == "chat":
+        resource: type = AsyncCompletions if is_async else Completions
+    else:
+        resource = AsyncResponses if is_async else Responses
+    return resource.__dict__.get("create")

@@ -36,6 +36,11 @@ Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()
     start the reply at another place in the text (a different, still deterministic reply).
 ``x-tokenmw-error: STATUS``
     answer with that HTTP error status (400-599) and an OpenAI error body.
+``x-tokenmw-answer: text|auto``
+    ``auto`` reads the request, as agent frameworks need: a tool call when function tools are
+    offered (the forced one, else the first the conversation has not called yet), JSON valid
+    against the schema for a ``json_schema`` format (``response_format`` / ``text.format``);
+    otherwise the plain reply. ``ServerSettings.answer`` sets it server-wide.
 
 What the server saw is on the server object: ``server.requests`` (``RequestRecord``: method, path,
 lower-case headers, parsed body) and ``server.streams`` (``StreamRecord``: chunks sent of the total,

@@ -25,7 +25,7 @@ from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import cap_tokens, reply_text, split_deltas
+from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
 
@@ -161,11 +161,18 @@ class Handler(BaseHTTPRequestHandler):
         encoding = encoding_for(model)
         counts = cache_for(encoding)
         prompt_tokens = _input_tokens("chat", request, counts)
-        text, completion_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
-        finish_reason = "length" if cut else "stop"
-        usage = payloads.chat_usage(prompt_tokens, completion_tokens)
+        answer = read_request("chat", request) if settings.answer == "auto" else None
         id_ = _new_id("chatcmpl-")
         created = int(time.time())
+        if answer is not None and answer.tool_name is not None:
+            self._chat_tool(request, id_, created, model, prompt_tokens, counts.count, answer, settings)
+            return
+        if answer is not None and answer.text is not None:
+            text, completion_tokens, cut = answer.text, counts.count(answer.text), False
+        else:
+            text, completion_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+        finish_reason = "length" if cut else "stop"
+        usage = payloads.chat_usage(prompt_tokens, completion_tokens)
         if not request.get("stream"):
             self._pause(settings.latency)
             body = payloads.chat_completion(id_, created, model, text, finish_reason, usage)
@@ -180,6 +187,34 @@ class Handler(BaseHTTPRequestHandler):
         total = payloads.chat_stream_length(len(deltas), include_usage)
         self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings)
 
+    def _chat_tool(
+        self,
+        request: dict[str, Any],
+        id_: str,
+        created: int,
+        model: str,
+        prompt_tokens: int,
+        count: Callable[[str], int],
+        answer: Answer,
+        settings: RequestSettings,
+    ) -> None:
+        name, arguments = answer.tool_name or "", answer.arguments or "{}"
+        usage = payloads.chat_usage(prompt_tokens, count(name) + count(arguments))
+        call_id = _new_id("call_")
+        if not request.get("stream"):
+            self._pause(settings.latency)
+            body = payloads.chat_tool_call(id_, created, model, call_id, name, arguments, usage)
+            self._send_json(200, body, id_)
+            return
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        pieces = split_deltas(arguments)
+        events = payloads.chat_tool_stream(
+            id_, created, model, call_id, name, pieces, usage if include_usage else None
+        )
+        total = payloads.chat_stream_length(len(pieces), include_usage)
+        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings)
+
     def _responses(self, request: dict[str, Any], settings: RequestSettings) -> None:
         _require_model(request)
         items = request.get("input")
@@ -189,9 +224,16 @@ class Handler(BaseHTTPRequestHandler):
         encoding = encoding_for(request["model"])
         counts = cache_for(encoding)
         input_tokens = _input_tokens("responses", request, counts)
-        text, output_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
-        status = "incomplete" if cut else "completed"
+        answer = read_request("responses", request) if settings.answer == "auto" else None
         id_ = _new_id("resp_")
+        if answer is not None and answer.tool_name is not None:
+            self._responses_tool(request, id_, input_tokens, counts.count, answer, settings)
+            return
+        if answer is not None and answer.text is not None:
+            text, output_tokens, cut = answer.text, counts.count(answer.text), False
+        else:
+            text, output_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+        status = "incomplete" if cut else "completed"
         message_id = _new_id("msg_")
         final = payloads.response_object(
             id_,
@@ -209,6 +251,33 @@ class Handler(BaseHTTPRequestHandler):
         events = payloads.responses_stream(final, message_id, text, deltas)
         total = payloads.responses_stream_length(len(deltas))
         self._stream(events, StreamRecord(id_, "/v1/responses", total), settings)
+
+    def _responses_tool(
+        self,
+        request: dict[str, Any],
+        id_: str,
+        input_tokens: int,
+        count: Callable[[str], int],
+        answer: Answer,
+        settings: RequestSettings,
+    ) -> None:
+        name, arguments = answer.tool_name or "", answer.arguments or "{}"
+        item = payloads.function_call_item(_new_id("fc_"), _new_id("call_"), name, arguments, "completed")
+        final = payloads.response_object(
+            id_,
+            int(time.time()),
+            request,
+            status="completed",
+            output=[item],
+            usage=payloads.responses_usage(input_tokens, count(name) + count(arguments)),
+        )
+        if not request.get("stream"):
+            self._pause(settings.latency)
+            self._send_json(200, payloads.response_body(final), id_)
+            return
+        pieces = split_deltas(arguments)
+        events = payloads.responses_tool_stream(final, item, pieces)
+        self._stream(events, StreamRecord(id_, "/v1/responses", len(pieces) + 7), settings)
 
     # -- writing -----------------------------------------------------------------------------------
 

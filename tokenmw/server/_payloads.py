@@ -16,11 +16,15 @@ __all__ = [
     "chat_completion",
     "chat_stream",
     "chat_stream_length",
+    "chat_tool_call",
+    "chat_tool_stream",
     "error_body",
+    "function_call_item",
     "models_list",
     "response_object",
     "responses_stream",
     "responses_stream_length",
+    "responses_tool_stream",
 ]
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
@@ -259,3 +263,109 @@ def responses_stream(final: dict[str, Any], message_id: str, text: str, deltas: 
     )
     closing = "response.completed" if final["status"] == "completed" else "response.incomplete"
     yield event(closing, {"response": final})
+
+
+# -- tool calls (``x-tokenmw-answer: auto``) -------------------------------------------------------
+
+
+def chat_tool_call(
+    id_: str, created: int, model: str, call_id: str, name: str, arguments: str, usage: Mapping[str, Any]
+) -> bytes:
+    """A ``chat.completion`` body whose answer is one tool call."""
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    return _json(
+        {
+            "id": id_,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "refusal": None,
+                        "annotations": [],
+                        "tool_calls": [call],
+                    },
+                    "logprobs": None,
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "usage": usage,
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+        }
+    )
+
+
+def chat_tool_stream(
+    id_: str,
+    created: int,
+    model: str,
+    call_id: str,
+    name: str,
+    pieces: list[str],
+    usage: Mapping[str, Any] | None,
+) -> Iterator[bytes]:
+    """A streamed tool call: the call's id and name first, then its arguments in ``pieces``."""
+    base = {
+        "id": id_,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "service_tier": "default",
+        "system_fingerprint": FINGERPRINT,
+    }
+    extra = {"usage": None} if usage is not None else {}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return b"data: " + _json({**base, "choices": [choice], **extra}) + b"\n\n"
+
+    opening = {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}
+    yield chunk({"role": "assistant", "content": None, "refusal": None, "tool_calls": [opening]})
+    for piece in pieces:
+        yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+    yield chunk({}, "tool_calls")
+    if usage is not None:
+        yield b"data: " + _json({**base, "choices": [], "usage": usage}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def function_call_item(id_: str, call_id: str, name: str, arguments: str, status: str) -> dict[str, Any]:
+    """A Responses ``function_call`` output item."""
+    return {
+        "id": id_,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+def responses_tool_stream(final: dict[str, Any], item: dict[str, Any], pieces: list[str]) -> Iterator[bytes]:
+    """The SSE events of a Responses stream whose answer is one function call (``item``)."""
+    seq = 0
+
+    def event(type_: str, fields: dict[str, Any]) -> bytes:
+        nonlocal seq
+        fields["type"] = type_
+        fields["sequence_number"] = seq
+        seq += 1
+        return b"event: " + type_.encode() + b"\ndata: " + _json(fields) + b"\n\n"
+
+    started = {**final, "status": "in_progress", "completed_at": None, "output": [], "usage": None}
+    yield event("response.created", {"response": started})
+    yield event("response.in_progress", {"response": started})
+    opening = {**item, "arguments": "", "status": "in_progress"}
+    yield event("response.output_item.added", {"output_index": 0, "item": opening})
+    where = {"item_id": item["id"], "output_index": 0}
+    for piece in pieces:
+        yield event("response.function_call_arguments.delta", {**where, "delta": piece})
+    done = {**where, "name": item["name"], "arguments": item["arguments"]}
+    yield event("response.function_call_arguments.done", done)
+    yield event("response.output_item.done", {"output_index": 0, "item": item})
+    yield event("response.completed", {"response": final})

@@ -7,12 +7,16 @@ settings must give the same text whatever the prompt became.
 
 from __future__ import annotations
 
+import json
 import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from tokenmw._tokens.encodings import encoding_for
 
-__all__ = ["WORDS", "cap_tokens", "reply_text", "split_deltas"]
+__all__ = ["WORDS", "Answer", "cap_tokens", "read_request", "reply_text", "schema_instance", "split_deltas"]
 
 _CORPUS = (
     "The middleware counts every prompt once and keeps the answer short. A careful agent sends "
@@ -52,3 +56,148 @@ def split_deltas(text: str) -> list[str]:
         return []
     first, *rest = text.split(" ")
     return [first, *(" " + word for word in rest)]
+
+
+# -- answers that read the request (``x-tokenmw-answer: auto``) -------------------------------------
+#
+# Agent frameworks need more than text: a tool call when tools are offered, JSON matching the
+# requested schema for structured output. With ``answer="auto"`` the server answers as a model that
+# follows the request would: it calls the forced tool, or else the first offered tool the
+# conversation has not called yet (so an agent calls its tool, gets the result, then answers); it
+# answers a ``json_schema`` format with a document valid against the schema. Still deterministic.
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What a request that is read asks for: a tool call, or structured text."""
+
+    text: str | None = None
+    """A JSON document (structured output)."""
+    tool_name: str | None = None
+    arguments: str | None = None
+    """The tool call's arguments, a JSON document valid against the tool's parameters."""
+
+
+def read_request(operation: str, request: Mapping[str, Any]) -> Answer | None:
+    """The answer ``request`` asks for, or ``None`` for a plain text reply."""
+    tool = _tool_to_call(operation, request)
+    if tool is not None:
+        name, parameters = tool
+        return Answer(tool_name=name, arguments=json.dumps(schema_instance(parameters)))
+    schema = _structured_schema(operation, request)
+    if schema is not None:
+        return Answer(text=json.dumps(schema_instance(schema)))
+    return None
+
+
+def _tools(operation: str, request: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """The function tools offered: (name, parameters schema), in order."""
+    offered = request.get("tools")
+    found: list[tuple[str, Any]] = []
+    if not isinstance(offered, list):
+        return found
+    for tool in offered:
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            continue
+        spec = tool.get("function") if operation == "chat" else tool
+        if isinstance(spec, dict) and isinstance(spec.get("name"), str):
+            found.append((spec["name"], spec.get("parameters") or {"type": "object", "properties": {}}))
+    return found
+
+
+def _called(operation: str, request: Mapping[str, Any]) -> set[str]:
+    """Names of the tools the conversation already called."""
+    names: set[str] = set()
+    if operation == "chat":
+        for message in request.get("messages") or ():
+            for call in (message.get("tool_calls") or ()) if isinstance(message, dict) else ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict) and isinstance(function.get("name"), str):
+                    names.add(function["name"])
+        return names
+    items = request.get("input")
+    for item in items if isinstance(items, list) else ():
+        name = item.get("name") if isinstance(item, dict) and item.get("type") == "function_call" else None
+        if isinstance(name, str):
+            names.add(name)
+    return names
+
+
+def _tool_to_call(operation: str, request: Mapping[str, Any]) -> tuple[str, Any] | None:
+    tools = _tools(operation, request)
+    if not tools:
+        return None
+    choice = request.get("tool_choice")
+    if choice == "none":
+        return None
+    if isinstance(choice, dict):
+        forced = choice.get("function", {}).get("name") if operation == "chat" else choice.get("name")
+        for tool in tools:
+            if tool[0] == forced:
+                return tool
+    called = _called(operation, request)
+    for tool in tools:
+        if tool[0] not in called:
+            return tool
+    return tools[0] if choice == "required" or isinstance(choice, dict) else None
+
+
+def _structured_schema(operation: str, request: Mapping[str, Any]) -> Any:
+    """The JSON schema the request asks the answer to follow (``{}`` for plain JSON), or ``None``."""
+    if operation == "chat":
+        fmt = request.get("response_format")
+        spec = fmt.get("json_schema") if isinstance(fmt, dict) else None
+    else:
+        text = request.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        spec = fmt
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_object":
+        return {"type": "object", "properties": {"answer": {"type": "string"}}}
+    if fmt.get("type") == "json_schema" and isinstance(spec, dict):
+        return spec.get("schema") or {"type": "object", "properties": {}}
+    return None
+
+
+def schema_instance(schema: Any, root: Any = None, depth: int = 0) -> Any:
+    """A small document valid against ``schema`` (the subset structured outputs use: objects,
+    arrays, scalars, enums, consts, ``anyOf``, ``$ref`` into ``$defs``)."""
+    root = schema if root is None else root
+    if not isinstance(schema, dict) or depth > 12:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/"):
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part) if isinstance(target, dict) else None
+        return schema_instance(target, root, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return schema["enum"][0]
+    if "default" in schema and schema["default"] is not None:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            concrete = [o for o in options if not (isinstance(o, dict) and o.get("type") == "null")]
+            return schema_instance((concrete or options)[0], root, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {name: schema_instance(sub, root, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        count = max(1, int(schema.get("minItems") or 1))
+        return [schema_instance(schema.get("items") or {"type": "string"}, root, depth + 1)] * count
+    if kind == "integer":
+        return max(3, int(schema.get("minimum") or 0))
+    if kind == "number":
+        return max(1.5, float(schema.get("minimum") or 0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    return WORDS[0] if not schema.get("format") else "2025-01-01"

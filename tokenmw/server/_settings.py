@@ -14,6 +14,7 @@ __all__ = ["HEADER_PREFIX", "RequestSettings", "ServerSettings", "SettingsError"
 
 HEADER_PREFIX = "x-tokenmw-"
 
+ANSWERS = frozenset({"text", "auto"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -30,6 +31,9 @@ class ServerSettings:
     """Seconds to wait between two stream events."""
     ignore_max_tokens: bool = False
     """Send the whole reply even when the request caps the output (tests client-side cutting)."""
+    answer: str = "text"
+    """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
+    when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,6 +44,7 @@ class RequestSettings:
     latency: float
     chunk_delay: float
     ignore_max_tokens: bool
+    answer: str = "text"
     seed: str | None = None
     """Chooses where in the reply corpus the text starts; ``None`` gives the same text every time."""
     error_status: int | None = None
@@ -61,6 +66,7 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         latency=settings.latency,
         chunk_delay=settings.chunk_delay,
         ignore_max_tokens=settings.ignore_max_tokens,
+        answer=settings.answer,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -78,6 +84,10 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 changes["chunk_delay"] = _non_negative(float(value))
             elif name == "ignore-max-tokens":
                 changes["ignore_max_tokens"] = _boolean(value)
+            elif name == "answer":
+                if value not in ANSWERS:
+                    raise ValueError(value)
+                changes["answer"] = value
             elif name == "seed":
                 changes["seed"] = value
             elif name == "error":

@@ -9,7 +9,8 @@ optional extra: ``pip install 'tokenmw[otel]'``.
 
 If the client is also instrumented by another OpenAI instrumentation (one that wraps the client
 class's ``create`` with ``wrapt``, as opentelemetry-instrumentation-openai-v2, OpenLLMetry and
-Langfuse do), its span nests under tokenmw's and carries the usage; tokenmw then leaves
+Langfuse do), its span (around ``create``) holds tokenmw's (around the request the client
+posts) and carries the usage; tokenmw then leaves
 ``gen_ai.usage.*`` and the ``gen_ai.client.*`` metrics to it, so nothing is counted twice in a
 trace. ``set_usage_reporting("always" | "never")`` overrides that detection.
 """

@@ -151,8 +151,8 @@ def set_usage_reporting(mode: UsageReporting) -> None:
 
 
 def _usage_reported_elsewhere(call: Call) -> bool:
-    """Whether another instrumentation reports this call's usage in its own span (which nests
-    under ours); the client integration tells (``call.usage_reported_elsewhere``)."""
+    """Whether another instrumentation reports this call's usage in its own span (in the same
+    trace); the client integration tells (``call.usage_reported_elsewhere``)."""
     if _usage_reporting != "auto":
         return _usage_reporting == "never"
     return call.usage_reported_elsewhere

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tokenmw._tokens import aliases
 from tokenmw._tokens.files import bundled_path
 
 __all__ = ["ModelPrice", "context_window", "context_window_async", "cost_usd", "preload", "price_for"]
@@ -124,6 +125,7 @@ def price_for(model: str | None) -> ModelPrice | None:
     date); ``None`` when the table does not know it. Reads the table on first use."""
     if not model:
         return None
+    model = aliases.resolve(model)
     if model in _resolved:
         return _resolved[model]
     table = _load()
@@ -138,7 +140,10 @@ def price_for(model: str | None) -> ModelPrice | None:
 
 
 def context_window(model: str | None) -> int | None:
-    """The model's maximum input tokens, where the table knows it."""
+    """The model's maximum input tokens, where the proxy's config or the table knows it."""
+    window = aliases.configured_window(model) if model else None
+    if window is not None:
+        return window
     price = price_for(model)
     return price.max_input_tokens if price is not None else None
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+
 from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.hook import Hook
 from tokenmw._core.usage import reported_usage
@@ -19,6 +21,7 @@ from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
 from tokenmw._wire.fields import get_field
+from tokenmw.telemetry._semconv import TOKENMW_TOKENS_APPROXIMATE
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -65,6 +68,11 @@ class CountTokens(Hook):
         call.usage.input_tokens_original = original
         call.usage.input_tokens_sent = sent
         annotate_tokens(original, sent)
+        span = trace.get_current_span()
+        if span.is_recording() and plan_request(call.operation, call.request).estimated:
+            # A model tiktoken does not know (Claude, Llama, ... behind LiteLLM) is counted with the
+            # closest encoding: the figures are approximate, and the span says so.
+            span.set_attribute(TOKENMW_TOKENS_APPROXIMATE, True)
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)

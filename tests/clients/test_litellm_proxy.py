@@ -1,0 +1,289 @@
+"""End to end: tokenmw's hooks inside a real LiteLLM proxy process, in front of the embedded server.
+
+One proxy (``litellm --config``) starts per module, with the example's ``config.yaml`` and
+``tokenmw_hooks.py`` plus a few test models, and exports its spans over OTLP/HTTP to a receiver
+this module starts. The ``openai`` client talks to the proxy; what the hooks did is read on the
+embedded server (what reached the wire) and in the spans the proxy process exported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+import yaml
+
+from tokenmw._tokens.encodings import encoding_for
+from tokenmw.server import EmbeddedServer
+
+from ..telemetry.test_otlp_export import Receiver, attrs
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "litellm_proxy"
+MASTER_KEY = "sk-tokenmw-proxy-test-1234"
+LITELLM = Path(sys.executable).with_name("litellm")
+START_TIMEOUT = 120.0
+CAP = 400  # LimitResponse(max_tokens=400) in the example's hooks module
+INSTRUCTION = "Answer in at most 150 words."
+
+pytestmark = pytest.mark.skipif(not LITELLM.exists(), reason="litellm[proxy] is not installed")
+
+# A tool result as an agent re-sends it: pretty-printed JSON that Compress compacts.
+ORDERS = [
+    {"id": 1000 + i, "status": "shipped" if i % 3 else "pending", "total_eur": 19.5 + i, "items": [
+        {"sku": f"SKU-{i:04d}-{j}", "qty": j + 1, "warehouse": "Rotterdam"} for j in range(3)
+    ]}
+    for i in range(12)
+]  # fmt: skip
+MESSAGES = [
+    {"role": "system", "content": "You are a support agent for an online shop."},
+    {"role": "user", "content": "Which of my orders are still pending?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "list_orders", "arguments": "{}"}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(ORDERS, indent=4)},
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(server: EmbeddedServer) -> dict[str, Any]:
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    upstream = {"api_base": server.base_url, "api_key": "test-key"}
+    config["model_list"] += [
+        # The proxy's model_info gives the context window: the budget guard uses it.
+        {
+            "model_name": "gpt-4o-mini-small-window",
+            "litellm_params": {"model": "openai/gpt-4o-mini", **upstream},
+            "model_info": {"max_input_tokens": 64},
+        },
+        # A model tiktoken does not know: counted with the closest encoding, marked approximate.
+        {"model_name": "acme-chat", "litellm_params": {"model": "openai/acme-llm-7b", **upstream}},
+        # Nothing listens there: the call fails upstream.
+        {
+            "model_name": "unreachable",
+            "litellm_params": {
+                "model": "openai/gpt-4o-mini", "api_base": "http://127.0.0.1:9/v1", "api_key": "x"
+            },
+        },
+    ]
+    config["router_settings"] = {"num_retries": 0}
+    return config
+
+
+class Proxy:
+    def __init__(self, url: str, receiver: Receiver, log: Path) -> None:
+        self.url = url
+        self.receiver = receiver
+        self.log = log
+
+    def client(self) -> openai.OpenAI:
+        return openai.OpenAI(api_key=MASTER_KEY, base_url=self.url + "/v1", max_retries=0, timeout=60)
+
+    def wait_for_spans(self, done: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+        """The proxy's spans once ``done(spans)`` holds (the exporter sends in batches)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            spans = [span for service, span in self.receiver.spans() if service == "litellm-proxy"]
+            if done(spans):
+                return spans
+            if time.monotonic() > deadline:
+                names = sorted({s.name for s in spans})
+                raise AssertionError(f"no spans in {timeout}s; got {names}\n{self.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    workdir = tmp_path_factory.mktemp("litellm_proxy")
+    (workdir / "config.yaml").write_text(yaml.safe_dump(_config(server)))
+    shutil.copy(EXAMPLE / "tokenmw_hooks.py", workdir / "tokenmw_hooks.py")
+    receiver = Receiver()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
+    env.update(
+        UPSTREAM_API_BASE=server.base_url,
+        UPSTREAM_API_KEY="test-key",
+        LITELLM_MASTER_KEY=MASTER_KEY,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+        OTEL_SERVICE_NAME="litellm-proxy",
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        OTEL_METRIC_EXPORT_INTERVAL="500",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    log = workdir / "proxy.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(LITELLM), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the proxy exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(url + "/health/liveliness", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"proxy not ready in {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield Proxy(url, receiver, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        receiver.close()
+
+
+def _tokens(text: str) -> int:
+    return len(encoding_for("gpt-4o-mini").encode(text))
+
+
+def _sent(server: EmbeddedServer, path: str) -> dict[str, Any]:
+    bodies = [r.body for r in server.requests if r.path == path]
+    assert bodies, f"nothing reached {path}"
+    return bodies[-1]
+
+
+def test_chat_request_and_response_phases_run_in_the_proxy(proxy: Proxy, live_server: EmbeddedServer) -> None:
+    live_server.settings.ignore_max_tokens = True  # the upstream ignores the cap: the proxy cuts
+    live_server.settings.reply_words = 600
+    with proxy.client() as client:
+        resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    body = _sent(live_server, "/v1/chat/completions")
+    # compress: the tool's pretty-printed JSON arrived compacted, with equal values
+    tool = next(m for m in body["messages"] if m["role"] == "tool")
+    assert len(tool["content"]) < len(MESSAGES[3]["content"]) * 0.7
+    assert json.loads(tool["content"]) == ORDERS
+    # enhance: the instruction, once, in the system message
+    system = body["messages"][0]
+    assert system["role"] == "system" and system["content"].count(INSTRUCTION) == 1
+    # limit_response: the cap went out, and the longer answer was cut in the proxy
+    assert CAP in (body.get("max_tokens"), body.get("max_completion_tokens"))
+    assert resp.choices[0].finish_reason == "length"
+    assert 0 < _tokens(resp.choices[0].message.content or "") <= CAP
+    # the caller's messages went through the proxy; the client's own list is unchanged
+    assert MESSAGES[0]["content"] == "You are a support agent for an online shop."
+
+
+def test_chat_stream_is_cut_in_the_proxy_and_upstream_closed(
+    proxy: Proxy, live_server: EmbeddedServer
+) -> None:
+    live_server.settings.ignore_max_tokens = True
+    live_server.settings.reply_words = 1500
+    live_server.settings.chunk_delay = 0.002
+    with proxy.client() as client:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reasons = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert reasons == ["length"]
+    assert 0 < _tokens(text) <= CAP
+    body = _sent(live_server, "/v1/chat/completions")
+    assert body["stream"] is True
+    assert body["messages"][0]["content"].count(INSTRUCTION) == 1
+    record = live_server.streams[-1]
+    assert record.wait(10)
+    assert record.disconnected  # the proxy closed the upstream stream once the cap was passed
+
+
+def test_responses_api_runs_the_hooks(proxy: Proxy, live_server: EmbeddedServer) -> None:
+    document = "Order report\n\n" + json.dumps(ORDERS, indent=4)
+    with proxy.client() as client:
+        resp = client.responses.create(
+            model="gpt-4o-mini", instructions="You summarise order reports.", input=document
+        )
+    assert resp.output_text
+    body = _sent(live_server, "/v1/responses")
+    assert body["max_output_tokens"] == CAP
+    assert body["instructions"].count(INSTRUCTION) == 1
+    assert len(body["input"] if isinstance(body["input"], str) else str(body["input"])) < len(document) * 0.7
+
+
+def test_responses_stream(proxy: Proxy, live_server: EmbeddedServer) -> None:
+    with proxy.client() as client:
+        events = list(client.responses.create(model="gpt-4o-mini", input="Say hello.", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[-1] == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert _sent(live_server, "/v1/responses")["max_output_tokens"] == CAP
+
+
+def test_context_window_from_model_info_refuses_before_sending(
+    proxy: Proxy, live_server: EmbeddedServer
+) -> None:
+    with proxy.client() as client, pytest.raises(openai.BadRequestError, match="tokenmw"):
+        client.chat.completions.create(model="gpt-4o-mini-small-window", messages=MESSAGES)
+    assert not live_server.requests  # refused in the proxy, nothing sent
+
+
+def test_spans_from_every_hook_phase_and_the_failure_path(proxy: Proxy, live_server: EmbeddedServer) -> None:
+    with proxy.client() as client:
+        client.chat.completions.create(model="acme-chat", messages=MESSAGES[:2])
+        with pytest.raises(openai.APIError):
+            client.chat.completions.create(model="unreachable", messages=MESSAGES[:2])
+    wanted = {
+        "tokenmw.compress.before",
+        "tokenmw.enhance.before",
+        "tokenmw.limit_response.before",
+        "tokenmw.count_tokens.on_send",
+        "tokenmw.count_tokens.after",
+        "tokenmw.limit_response.after",
+    }
+
+    def complete(spans: list[Any]) -> bool:
+        names = {s.name for s in spans}
+        models = {attrs(s).get("gen_ai.request.model") for s in spans}
+        return wanted <= names and {"acme-chat", "unreachable"} <= models
+
+    spans = proxy.wait_for_spans(complete)
+    calls = {s.span_id: s for s in spans if attrs(s).get("gen_ai.operation.name") == "chat"}
+    # each hook span sits inside a call span of the proxy's own trace
+    for span in spans:
+        if span.name in wanted:
+            assert span.parent_span_id in calls
+    by_model = {attrs(s).get("gen_ai.request.model"): attrs(s) for s in calls.values()}
+    failed = by_model["unreachable"]
+    assert failed.get("error.type")  # ended by the failure hook, not left waiting
+    # the approximate count of a model tiktoken does not know is said on its count_tokens span
+    acme_call = next(i for i, s in calls.items() if attrs(s).get("gen_ai.request.model") == "acme-chat")
+    count_span = next(
+        s for s in spans if s.parent_span_id == acme_call and s.name == "tokenmw.count_tokens.on_send"
+    )
+    assert attrs(count_span).get("tokenmw.tokens.approximate") is True
+    gpt_counts = [
+        s for s in spans
+        if s.name == "tokenmw.count_tokens.on_send"
+        and attrs(calls[s.parent_span_id]).get("gen_ai.request.model") == "gpt-4o-mini"
+    ]  # fmt: skip
+    assert gpt_counts and all("tokenmw.tokens.approximate" not in attrs(s) for s in gpt_counts)

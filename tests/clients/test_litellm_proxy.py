@@ -8,6 +8,7 @@ embedded server (what reached the wire) and in the spans the proxy process expor
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -20,10 +21,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import litellm
 import openai
 import pytest
 import yaml
 
+import tokenmw
+from tokenmw import Call, Hook, Middleware
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import EmbeddedServer
 
@@ -249,6 +253,7 @@ def test_context_window_from_model_info_refuses_before_sending(
 
 def test_spans_from_every_hook_phase_and_the_failure_path(proxy: Proxy, live_server: EmbeddedServer) -> None:
     with proxy.client() as client:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES[:2])
         client.chat.completions.create(model="acme-chat", messages=MESSAGES[:2])
         with pytest.raises(openai.APIError):
             client.chat.completions.create(model="unreachable", messages=MESSAGES[:2])
@@ -287,3 +292,144 @@ def test_spans_from_every_hook_phase_and_the_failure_path(proxy: Proxy, live_ser
         and attrs(calls[s.parent_span_id]).get("gen_ai.request.model") == "gpt-4o-mini"
     ]  # fmt: skip
     assert gpt_counts and all("tokenmw.tokens.approximate" not in attrs(s) for s in gpt_counts)
+
+
+# -- the callbacks driven in process, in the order the proxy calls them ---------------------------
+# What a proxy run cannot make happen on demand: a request dropped between the callbacks, two
+# requests with one client-chosen call id, a request abandoned while the hooks run.
+
+
+class Gate(Hook):
+    """Holds the request phase until released; notes which request each phase saw."""
+
+    name = "gate"
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.release.set()
+        self.entered = asyncio.Event()
+        self.cancelled = False
+        self.after_seen: list[str] = []
+
+    async def before(self, call: Call) -> None:
+        self.entered.set()
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+    async def after(self, call: Call, response: Any) -> Any:
+        self.after_seen.append(call.request["messages"][-1]["content"])
+        return response
+
+
+def _data(content: str, call_id: str = "call-1", model: str = "gpt-4o-mini") -> dict[str, Any]:
+    # What the proxy hands its callbacks: the client's body plus its own keys.
+    return {
+        "model": model,
+        "messages": [{"role": "user", "content": content}],
+        "litellm_call_id": call_id,
+        "metadata": {"user_api_key_alias": "agent-7"},
+    }
+
+
+async def _answer(server: EmbeddedServer, data: dict[str, Any]) -> Any:
+    """The model call the proxy makes between the callbacks: the real litellm, to the server."""
+    request = {k: v for k, v in data.items() if k not in ("litellm_call_id", "metadata")}
+    request["model"] = "openai/" + request["model"]
+    return await litellm.acompletion(**request, api_base=server.base_url, api_key="test-key")
+
+
+async def test_callbacks_run_the_whole_chain_once(live_server: EmbeddedServer) -> None:
+    hooks = [tokenmw.Enhance(max_words=40), tokenmw.LimitResponse(max_tokens=30), tokenmw.CountTokens()]
+    mw = Middleware(hooks)
+    handler = tokenmw.LiteLLMProxyHandler(mw)
+    data = _data("Explain what a context window is.")
+    sent = await handler.async_pre_call_hook(None, None, data, "acompletion")
+    assert sent is data and handler.in_flight == 1
+    assert "Answer in at most 40 words." in data["messages"][0]["content"]
+    assert data["max_tokens"] == 30
+    live_server.settings.ignore_max_tokens = True
+    live_server.settings.reply_words = 200
+    response = await _answer(live_server, data)
+    result = await handler.async_post_call_success_hook(data, None, response)
+    assert result.choices[0].finish_reason == "length"  # after hooks ran on the proxy's response
+    assert handler.in_flight == 0
+    assert mw.usage.calls == 1 and mw.usage.input_tokens_reported == response.usage.prompt_tokens
+
+
+async def test_failure_ends_the_chain_without_usage() -> None:
+    mw = Middleware([tokenmw.CountTokens()])
+    handler = tokenmw.LiteLLMProxyHandler(mw)
+    data = _data("Hello?")
+    await handler.async_pre_call_hook(None, None, data, "acompletion")
+    data.pop("litellm_logging_obj", None)  # the proxy drops it before the failure callbacks
+    error = litellm.APIConnectionError(message="refused", llm_provider="openai", model="gpt-4o-mini")
+    assert await handler.async_post_call_failure_hook(data, error, None) is None
+    assert handler.in_flight == 0 and mw.usage.calls == 0
+
+
+async def test_a_request_that_never_comes_back_is_forgotten() -> None:
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([tokenmw.CountTokens()]), pending_timeout=0.05)
+    data = _data("Hello?")
+    await handler.async_pre_call_hook(None, None, data, "acompletion")
+    assert handler.in_flight == 1
+    for _ in range(200):  # bounded: 2 s at most
+        if handler.in_flight == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert handler.in_flight == 0
+    assert await handler.async_post_call_success_hook(data, None, object()) is None  # passed through
+
+
+async def test_requests_sharing_a_client_call_id_keep_their_own_chains(live_server: EmbeddedServer) -> None:
+    gate = Gate()
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([gate]))
+    first, second = _data("first question", "shared-id"), _data("second question", "shared-id")
+    await handler.async_pre_call_hook(None, None, first, "acompletion")
+    await handler.async_pre_call_hook(None, None, second, "acompletion")
+    assert handler.in_flight == 2
+    answer = await _answer(live_server, second)
+    await handler.async_post_call_success_hook(second, None, answer)
+    await handler.async_post_call_success_hook(first, None, await _answer(live_server, first))
+    assert gate.after_seen == ["second question", "first question"]
+    assert handler.in_flight == 0
+
+
+async def test_a_request_abandoned_in_the_hooks_cancels_its_chain() -> None:
+    gate = Gate()
+    gate.release.clear()
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([gate]))
+    pre = asyncio.create_task(handler.async_pre_call_hook(None, None, _data("Hi"), "acompletion"))
+    await asyncio.wait_for(gate.entered.wait(), 5)
+    pre.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await pre
+    for _ in range(100):  # the chain's task sees the cancellation on its next step
+        if gate.cancelled:
+            break
+        await asyncio.sleep(0)
+    assert gate.cancelled and handler.in_flight == 0
+
+
+async def test_budget_refusal_is_a_400_and_other_routes_pass() -> None:
+    from fastapi import HTTPException
+
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([tokenmw.CountTokens(max_input_tokens=5)]))
+    data = _data("a question far longer than five tokens")
+    with pytest.raises(HTTPException) as raised:
+        await handler.async_pre_call_hook(None, None, data, "acompletion")
+    assert raised.value.status_code == 400 and "tokenmw" in str(raised.value.detail)
+    embedding = {"model": "text-embedding-3-small", "input": "hi", "litellm_call_id": "e-1"}
+    assert await handler.async_pre_call_hook(None, None, embedding, "aembedding") is None
+    assert handler.in_flight == 0
+
+
+def test_a_subclass_keeps_the_hooks_the_proxy_looks_for() -> None:
+    class Mine(tokenmw.LiteLLMProxyHandler):
+        pass
+
+    # The proxy only calls hooks the callback's own class defines.
+    for name in ("pre_call_hook", "post_call_success_hook", "post_call_streaming_iterator_hook"):
+        assert f"async_{name}" in vars(Mine)

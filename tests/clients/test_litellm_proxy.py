@@ -9,16 +9,16 @@ embedded server (what reached the wire) and in the spans the proxy process expor
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import litellm
@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "litellm_proxy"
 MASTER_KEY = "sk-tokenmw-proxy-test-1234"
 LITELLM = Path(sys.executable).with_name("litellm")
-START_TIMEOUT = 120.0
 CAP = 400  # LimitResponse(max_tokens=400) in the example's hooks module
 INSTRUCTION = "Answer in at most 150 words."
 
@@ -116,13 +115,20 @@ class Proxy:
             time.sleep(0.1)
 
 
+def _load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"litellm_proxy_{name}", EXAMPLE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     workdir = tmp_path_factory.mktemp("litellm_proxy")
     (workdir / "config.yaml").write_text(yaml.safe_dump(_config(server)))
     shutil.copy(EXAMPLE / "tokenmw_hooks.py", workdir / "tokenmw_hooks.py")
     receiver = Receiver()
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
     env.update(
         UPSTREAM_API_BASE=server.base_url,
@@ -136,34 +142,11 @@ def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> I
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     )
     log = workdir / "proxy.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(LITELLM), "--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    run = _load_example("run")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the proxy exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(url + "/health/liveliness", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"proxy not ready in {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.25)
-        yield Proxy(url, receiver, log)
+        with run.proxy_process(workdir / "config.yaml", port=_free_port(), env=env, log=log) as url:
+            yield Proxy(url, receiver, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
         receiver.close()
 
 

@@ -275,6 +275,12 @@ def test_spans_from_every_hook_phase_and_the_failure_path(proxy: Proxy, live_ser
         and attrs(calls[s.parent_span_id]).get("gen_ai.request.model") == "gpt-4o-mini"
     ]  # fmt: skip
     assert gpt_counts and all("tokenmw.tokens.approximate" not in attrs(s) for s in gpt_counts)
+    # fleet-wide accounting: each replica exports the metrics a backend sums
+    deadline = time.monotonic() + 30
+    metrics = {"tokenmw.tokens.saved", "gen_ai.client.token.usage", "gen_ai.client.operation.duration"}
+    while not metrics <= proxy.receiver.metric_names() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert metrics <= proxy.receiver.metric_names()
 
 
 # -- the callbacks driven in process, in the order the proxy calls them ---------------------------

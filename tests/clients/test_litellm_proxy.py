@@ -12,7 +12,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import sys
 import time
@@ -90,6 +89,7 @@ def _config(server: EmbeddedServer) -> dict[str, Any]:
         },
     ]
     config["router_settings"] = {"num_retries": 0}
+    config["litellm_settings"]["callbacks"] = "tests.clients._proxy_hooks.handler"
     return config
 
 
@@ -127,7 +127,6 @@ def _load_example(name: str) -> ModuleType:
 def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     workdir = tmp_path_factory.mktemp("litellm_proxy")
     (workdir / "config.yaml").write_text(yaml.safe_dump(_config(server)))
-    shutil.copy(EXAMPLE / "tokenmw_hooks.py", workdir / "tokenmw_hooks.py")
     receiver = Receiver()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
     env.update(
@@ -224,6 +223,27 @@ def test_responses_stream(proxy: Proxy, live_server: EmbeddedServer) -> None:
     assert kinds[-1] == "response.completed"
     assert "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert _sent(live_server, "/v1/responses")["max_output_tokens"] == CAP
+
+
+def test_a_hook_that_answers_itself_keeps_the_request_off_the_model(
+    proxy: Proxy, live_server: EmbeddedServer
+) -> None:
+    with proxy.client() as client:
+        first = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES[:2], user="cache-me")
+        second = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES[:2], user="cache-me")
+    assert len(live_server.requests) == 1  # the second answer came from the hook
+    assert second.choices[0].message.content == first.choices[0].message.content
+    assert second.id == first.id
+
+
+def test_a_second_send_goes_through_the_proxys_router(proxy: Proxy, live_server: EmbeddedServer) -> None:
+    with proxy.client() as client:
+        resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES[:2], user="send-twice")
+    sent = [r.body for r in live_server.requests]
+    assert len(sent) == 2
+    assert sent[0]["messages"] == sent[1]["messages"]  # the hooks' request, sent again as it was
+    assert sent[1]["messages"][0]["content"].count(INSTRUCTION) == 1
+    assert resp.choices[0].message.content
 
 
 def test_context_window_from_model_info_refuses_before_sending(

@@ -98,7 +98,7 @@ def chain_only(hooks: list[tokenmw.Hook], calls: int = 20_000) -> tuple[float, f
     def sync_round() -> float:
         start = time.perf_counter()
         for _ in range(calls):
-            run_sync(mw.run(new_call(), send, sync_caller=True))
+            run_sync(mw.run(new_call(), send))
         return (time.perf_counter() - start) / calls
 
     async def async_round() -> float:

@@ -48,7 +48,7 @@ from tokenmw.server import EmbeddedServer
 
 variant, rounds, calls = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
-REAL_ACTIVE = tel.active
+REAL_ACTIVE = tel.sdk_configured
 if variant != "none":
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.trace import TracerProvider
@@ -123,9 +123,9 @@ async def paired(measure):
     """Alternate rounds without and with telemetry; the first pair warms up and is left out."""
     off, on = [], []
     for _ in range(rounds + 1):
-        tel.active = lambda: False
+        tel.sdk_configured = lambda: False
         off.append(await measure())
-        tel.active = REAL_ACTIVE
+        tel.sdk_configured = REAL_ACTIVE
         on.append(await measure())
     off, on = off[1:], on[1:]
     return {"off": statistics.median(off), "on": statistics.median(on),
@@ -142,7 +142,7 @@ async def main():
     n = 200_000
     start = time.perf_counter()
     for _ in range(n):
-        tel.active()
+        tel.sdk_configured()
     out["active"] = (time.perf_counter() - start) / n
     print(json.dumps(out))
 

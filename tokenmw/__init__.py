@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tokenmw._clients.litellm import wrap_litellm
+from tokenmw._clients.middleware import Middleware
 from tokenmw._core.call import Call, CallUsage
-from tokenmw._core.chain import Middleware, OnHookError
+from tokenmw._core.chain import OnHookError
 from tokenmw._core.errors import TokenBudgetExceeded, TokenmwError
 from tokenmw._core.hook import CallNext, Hook, StreamOutcome
 from tokenmw._core.usage import ModelUsage, Usage

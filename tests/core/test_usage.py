@@ -15,7 +15,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
 from tokenmw._core.call import CallUsage
-from tokenmw._core.usage import ModelUsage, Usage, reported_usage
+from tokenmw._core.usage import ModelUsage, Usage
 from tokenmw._tokens import prices as _prices
 
 
@@ -104,8 +104,8 @@ def test_estimated_output_is_tracked_apart() -> None:
     usage.record("gpt-4o", call_usage(1, estimated=True))
     usage.record("gpt-4o", call_usage(2))
     assert usage.output_tokens == 11 + 12
-    assert usage.output_tokens_estimated == 11
-    assert usage.by_model["gpt-4o"].output_tokens_estimated == 11
+    assert usage.output_tokens_counted_locally == 11
+    assert usage.by_model["gpt-4o"].output_tokens_counted_locally == 11
 
 
 def test_unknown_model_is_grouped() -> None:
@@ -211,7 +211,7 @@ def test_reported_usage_from_a_chat_completion() -> None:
         }
     )
     u = CallUsage(output_tokens=5, output_tokens_estimated=True)
-    assert reported_usage(response, u)
+    assert u.record_reported(response)
     assert (u.input_tokens_reported, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens) == (
         120,
         30,
@@ -242,7 +242,7 @@ def test_reported_usage_from_a_responses_response() -> None:
         }
     )
     u = CallUsage()
-    assert reported_usage(response, u)
+    assert u.record_reported(response)
     assert (u.input_tokens_reported, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens) == (
         40,
         9,
@@ -251,7 +251,7 @@ def test_reported_usage_from_a_responses_response() -> None:
     )
     # A stream's final event carries the response.
     u2 = CallUsage()
-    assert reported_usage({"type": "response.completed", "response": response}, u2)
+    assert u2.record_reported({"type": "response.completed", "response": response})
     assert u2.output_tokens == 9
 
 
@@ -264,14 +264,14 @@ def test_reported_usage_from_stream_chunks() -> None:
         {**base, "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
     )
     u = CallUsage()
-    assert not reported_usage(text_chunk, u)
+    assert not u.record_reported(text_chunk)
     assert u.output_tokens is None
-    assert reported_usage(usage_chunk, u)
+    assert u.record_reported(usage_chunk)
     assert (u.input_tokens_reported, u.output_tokens) == (7, 2)
 
 
 @pytest.mark.parametrize("obj", [None, {}, {"usage": None}, {"usage": {}}, object(), "text"])
 def test_no_usage_found(obj: Any) -> None:
     u = CallUsage()
-    assert not reported_usage(obj, u)
+    assert not u.record_reported(obj)
     assert u == CallUsage()

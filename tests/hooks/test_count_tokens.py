@@ -14,7 +14,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenmw import Call, Hook, Middleware, TokenBudgetExceeded, TokenmwError
-from tokenmw._core.usage import reported_usage
 from tokenmw._tokens.counting import count_request, count_tokens
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.hooks.count_tokens import CountTokens
@@ -242,7 +241,7 @@ def chat_chunks(deltas: list[str], usage: dict[str, Any] | None) -> list[ChatCom
 def feed(hook: CountTokens, call: Call, chunks: list[Any]) -> None:
     """What the chain does per chunk: usage first, then the hook."""
     for chunk in chunks:
-        reported_usage(chunk, call.usage)
+        call.usage.record_reported(chunk)
         assert hook.on_chunk(call, chunk) is chunk
 
 
@@ -350,7 +349,7 @@ async def test_e2e_chat_usage(
     assert usage.input_tokens_saved > 0
     assert usage.input_tokens_reported == response.usage.prompt_tokens
     assert usage.output_tokens == response.usage.completion_tokens
-    assert usage.output_tokens_estimated == 0
+    assert usage.output_tokens_counted_locally == 0
     assert usage.by_model["gpt-4o-mini"].calls == 1
     assert usage.cost_usd is not None and usage.cost_usd > 0
 
@@ -374,10 +373,10 @@ async def test_e2e_stream(
     assert usage.input_tokens_sent == server_input_tokens(live_server)
     if include_usage:
         assert usage.output_tokens == reported
-        assert usage.output_tokens_estimated == 0
+        assert usage.output_tokens_counted_locally == 0
     else:
         assert usage.output_tokens == tokens(text) > 0
-        assert usage.output_tokens_estimated == usage.output_tokens
+        assert usage.output_tokens_counted_locally == usage.output_tokens
 
 
 def test_e2e_sync_responses(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:

@@ -262,7 +262,7 @@ def test_sync_stream_stops_upstream_at_the_cap(
     server_stream_cut_short(live_server)
     # No usage chunk was asked for: the output is counted locally, and says so.
     assert mw.usage.output_tokens > CAP
-    assert mw.usage.output_tokens_estimated == mw.usage.output_tokens
+    assert mw.usage.output_tokens_counted_locally == mw.usage.output_tokens
 
 
 async def test_async_stream_with_usage_chunk(
@@ -288,7 +288,7 @@ async def test_async_stream_with_usage_chunk(
     assert finish.id == chunks[0].id and usage.model == chunks[0].model
     server_stream_cut_short(live_server)
     assert mw.usage.output_tokens == usage.usage.completion_tokens
-    assert mw.usage.output_tokens_estimated == usage.usage.completion_tokens  # local, not the API's
+    assert mw.usage.output_tokens_counted_locally == usage.usage.completion_tokens  # local, not the API's
     assert mw.usage.input_tokens_reported == 0  # the API reported none
 
 
@@ -502,7 +502,7 @@ async def test_tool_call_stream_untouched() -> None:
     ]
     out = [hook.on_chunk(call, c) for c in [*parts, chunk({}, "tool_calls")]]
     assert out == [*parts, out[-1]] and out[-1].choices[0].finish_reason == "tool_calls"
-    assert not call.stream_ended
+    assert call._stream_end is None
 
 
 async def test_responses_function_call_untouched() -> None:
@@ -576,7 +576,7 @@ async def test_n_choices_cut_one_at_a_time() -> None:
     assert out[4] is None
     assert out[5].choices[0].finish_reason == "length"
     assert out[6].choices[0].finish_reason == "stop"
-    assert not call.stream_ended
+    assert call._stream_end is None
 
 
 # -- telemetry ------------------------------------------------------------------------------------

@@ -259,7 +259,7 @@ def test_setup_from_env_exports_only_when_asked(receiver: Receiver) -> None:
         from tokenmw.telemetry import setup_from_env
 
         telemetry = setup_from_env("named-in-code")
-        print(telemetry is not None, tel.active())
+        print(telemetry is not None, tel.sdk_configured())
 
         async def send(call):
             return {"id": "r1", "model": "gpt-4o-mini", "choices": [{"finish_reason": "stop"}]}

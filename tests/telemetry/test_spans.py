@@ -511,7 +511,7 @@ async def test_litellm_style_call_server_from_api_base_and_no_key(otel: Capture)
 
 
 def test_active_agrees_with_the_public_api(otel: Capture) -> None:
-    assert tel.active()
+    assert tel.sdk_configured()
     assert tel._tracer_provider_set() is not isinstance(
         trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
     )
@@ -551,14 +551,14 @@ def test_without_an_sdk_no_spans_and_late_providers_are_found() -> None:
             asyncio.run(tokenmw.Middleware([Hook()]).run(call, send))
 
         run()
-        print("none", tel.active(), len(tel._calls), len(tel._hooks))
+        print("none", tel.sdk_configured(), len(tel._calls), len(tel._hooks))
         # Metrics only: hook durations are measured although no span records.
         reader = InMemoryMetricReader()
         metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
         run()
         names = sorted(m.name for rm in reader.get_metrics_data().resource_metrics
                        for sm in rm.scope_metrics for m in sm.metrics)
-        print("metrics", tel.active(), tel._tracer is None, names)
+        print("metrics", tel.sdk_configured(), tel._tracer is None, names)
         exporter = InMemorySpanExporter()
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -619,3 +619,14 @@ def test_captured_messages_keep_roles_text_and_tool_calls_only() -> None:
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": "a cat"}]},
     ]
     assert image not in attr and SECRET not in attr
+
+
+def test_the_private_opentelemetry_globals_tokenmw_reads_are_still_there() -> None:
+    # tokenmw reads the API's provider globals directly (telemetry/_spans.py); if a release of
+    # opentelemetry-api moves them, the public getters take over and this test says so.
+    from opentelemetry import metrics, trace
+
+    assert hasattr(trace, "_TRACER_PROVIDER")
+    assert hasattr(metrics._internal, "_METER_PROVIDER")
+    assert hasattr(metrics._internal, "_ProxyMeterProvider")
+    assert tel._FAST_TRACE and tel._FAST_METER

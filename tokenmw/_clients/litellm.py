@@ -11,12 +11,13 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from tokenmw._clients.streams import async_result, sync_result
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call
 from tokenmw._tokens import encodings as _tokenizer
 
 if TYPE_CHECKING:
-    from tokenmw._core.chain import Middleware
+    from tokenmw._core.chain import Chain as Middleware
 
 __all__ = ["wrap_litellm"]
 
@@ -54,7 +55,7 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
             async def send(call: Call) -> Any:
                 return await fn(**call.request)
 
-            return await middleware.run(new_call(request), send)
+            return async_result(await middleware.run(new_call(request), send))
 
         wrapper: Any = async_wrapper
     else:
@@ -68,9 +69,8 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
             async def send(call: Call) -> Any:
                 return call_blocking(fn, **call.request)
 
-            return run_sync(
-                middleware.run(new_call(request), send, sync_caller=True), fast=middleware.sync_fast_path
-            )
+            result = run_sync(middleware.run(new_call(request), send), fast=middleware.sync_fast_path)
+            return sync_result(result)
 
         wrapper = sync_wrapper
     wrapper.__tokenmw_middleware__ = middleware

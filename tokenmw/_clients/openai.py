@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 import openai
 import wrapt
 
+from tokenmw._clients.streams import async_result, sync_result
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call, Operation
 from tokenmw._tokens import encodings as _tokenizer
 
 if TYPE_CHECKING:
-    from tokenmw._core.chain import Middleware
+    from tokenmw._core.chain import Chain as Middleware
 
 __all__ = ["wrap_openai_client"]
 
@@ -129,7 +130,9 @@ class _CreateProxy(_RawViews):
         self._self_provider = "azure.ai.openai" if azure else "openai"
 
     def _call(self, kwargs: dict[str, Any]) -> Call:
-        return Call(kwargs, self._self_operation, provider=self._self_provider, client=self._self_client)
+        call = Call(kwargs, self._self_operation, provider=self._self_provider, client=self._self_client)
+        call.usage_reported_elsewhere = _instrumented(self.__wrapped__)
+        return call
 
 
 def _raw_mode(kwargs: dict[str, Any]) -> str | None:
@@ -157,10 +160,8 @@ class _SyncCreateProxy(_CreateProxy):
                 return result.parse()
             return result
 
-        result = run_sync(
-            self._self_mw.run(self._call(kwargs), send, sync_caller=True), fast=self._self_mw.sync_fast_path
-        )
-        return _rewrap_raw(raw, result)
+        result = run_sync(self._self_mw.run(self._call(kwargs), send), fast=self._self_mw.sync_fast_path)
+        return _rewrap_raw(raw, sync_result(result))
 
 
 class _AsyncCreateProxy(_CreateProxy):
@@ -179,7 +180,7 @@ class _AsyncCreateProxy(_CreateProxy):
             return result
 
         result = await self._self_mw.run(self._call(kwargs), send)
-        return _rewrap_raw(raw, result)
+        return _rewrap_raw(raw, async_result(result))
 
 
 def _rewrap_raw(raw: list[Any], result: Any) -> Any:
@@ -191,4 +192,12 @@ def _rewrap_raw(raw: list[Any], result: Any) -> Any:
     return response
 
 
-
+def _instrumented(resource: Any) -> bool:
+    """Whether another instrumentation wraps this resource class's ``create`` with ``wrapt`` (as
+    opentelemetry-instrumentation-openai-v2, OpenLLMetry and Langfuse do): it then reports the
+    call's usage in its own span, nested under tokenmw's."""
+    for klass in type(resource).__mro__:
+        create = klass.__dict__.get("create")
+        if create is not None:
+            return isinstance(create, wrapt.FunctionWrapper)
+    return False

@@ -1,89 +1,62 @@
 """Stream proxies: the caller's stream, with per-chunk hooks and an end that runs exactly once.
 
 The proxies are ``wrapt.ObjectProxy`` objects, so ``isinstance(s, openai.Stream)``, ``.response``
-and every other attribute of the real stream keep working. The call ends (hooks, usage, span)
-whichever way the stream ends: read to the end, an error, ``close()``, leaving a ``with`` block,
-a hook stopping it, or the caller dropping it (garbage collection).
+and every other attribute of the real stream keep working. They only move chunks: what the caller
+gets next and when the call ends is the ``StreamRun``'s (one state machine for both). The call ends
+(hooks, usage, span) whichever way the stream ends: read to the end, an error, ``close()``, leaving
+a ``with`` block, a hook stopping it, or the caller dropping it (garbage collection).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import wrapt
 
-if TYPE_CHECKING:
-    from tokenmw._core.chain import _StreamRun
+from tokenmw._core.stream_run import NEED_UPSTREAM, STREAM_OVER, StreamRun
 
-__all__ = ["AsyncStreamProxy", "SyncStreamProxy", "is_async_stream", "is_sync_stream"]
-
-
-def is_sync_stream(obj: Any) -> bool:
-    """Whether ``obj`` is an iterator of chunks (openai ``Stream``, LiteLLM's stream wrapper)."""
-    return hasattr(obj, "__next__") and not isinstance(obj, str | bytes | dict)
+__all__ = ["AsyncStreamProxy", "SyncStreamProxy", "async_result", "sync_result"]
 
 
-def is_async_stream(obj: Any) -> bool:
-    """Whether ``obj`` is an async iterator of chunks."""
-    return hasattr(obj, "__anext__")
+class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What both proxies share: the run, and ending an abandoned stream at garbage collection."""
 
-
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    """A synchronous stream seen through the chain."""
-
-    def __init__(self, stream: Any, run: _StreamRun) -> None:
-        super().__init__(stream)
+    def __init__(self, run: StreamRun) -> None:
+        super().__init__(run.stream)
         self._self_run = run
-        self._self_pending: deque[Any] = deque()
-        self._self_upstream_done = False
+
+    def __del__(self) -> None:
+        run = getattr(self, "_self_run", None)
+        if run is not None and not run.finished:
+            run.finish("abandoned")
+
+
+class SyncStreamProxy(_StreamProxy):
+    """A synchronous stream seen through the chain."""
 
     def __iter__(self) -> SyncStreamProxy:
         return self
 
     def __next__(self) -> Any:
-        from tokenmw._core.chain import DROP
-
         run = self._self_run
-        pending = self._self_pending
         while True:
-            if pending:
-                chunk = self._self_feed(pending.popleft())
-                if chunk is not DROP:
-                    return chunk
-                continue
-            if self._self_upstream_done:
-                run.finish("stopped" if run.stopped else "completed")
+            item = run.pull()
+            if item is NEED_UPSTREAM:
+                try:
+                    chunk = next(self.__wrapped__)
+                except StopIteration:
+                    run.upstream_ended()
+                    continue
+                except BaseException as error:
+                    run.upstream_failed(error)
+                    raise
+                if run.push(chunk):
+                    _close_sync(self.__wrapped__)
+            elif item is STREAM_OVER:
                 raise StopIteration
-            try:
-                chunk = next(self.__wrapped__)
-            except StopIteration:
-                self._self_upstream_done = True
-                continue
-            except BaseException as error:
-                run.finish("error", error)
-                raise
-            chunk = self._self_feed(chunk)
-            final = run.take_stop_request()
-            if final is not None:
-                self._self_upstream_done = True
-                _close_sync(self.__wrapped__)
-                pending.extend(final)
-            if chunk is not DROP:
-                return chunk
-
-    def _self_feed(self, chunk: Any) -> Any:
-        # A hook that raises here (strict mode, or a deliberate refusal) ends the stream.
-        try:
-            return self._self_run.feed(chunk)
-        except BaseException as error:
-            self._self_upstream_done = True
-            try:
-                _close_sync(self.__wrapped__)
-            finally:
-                self._self_run.finish("error", error)
-            raise
+            else:
+                return item
 
     def close(self) -> None:
         """Close the upstream response and end the call."""
@@ -98,65 +71,32 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        run = getattr(self, "_self_run", None)
-        if run is not None and not run.finished:
-            run.finish("abandoned")
 
-
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class AsyncStreamProxy(_StreamProxy):
     """An asynchronous stream seen through the chain."""
-
-    def __init__(self, stream: Any, run: _StreamRun) -> None:
-        super().__init__(stream)
-        self._self_run = run
-        self._self_pending: deque[Any] = deque()
-        self._self_upstream_done = False
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
     async def __anext__(self) -> Any:
-        from tokenmw._core.chain import DROP
-
         run = self._self_run
-        pending = self._self_pending
         while True:
-            if pending:
-                chunk = await self._self_feed(pending.popleft())
-                if chunk is not DROP:
-                    return chunk
-                continue
-            if self._self_upstream_done:
-                run.finish("stopped" if run.stopped else "completed")
+            item = run.pull()
+            if item is NEED_UPSTREAM:
+                try:
+                    chunk = await self.__wrapped__.__anext__()
+                except StopAsyncIteration:
+                    run.upstream_ended()
+                    continue
+                except BaseException as error:
+                    run.upstream_failed(error)
+                    raise
+                if run.push(chunk):
+                    await _close_async(self.__wrapped__)
+            elif item is STREAM_OVER:
                 raise StopAsyncIteration
-            try:
-                chunk = await self.__wrapped__.__anext__()
-            except StopAsyncIteration:
-                self._self_upstream_done = True
-                continue
-            except BaseException as error:
-                run.finish("error", error)
-                raise
-            chunk = await self._self_feed(chunk)
-            final = run.take_stop_request()
-            if final is not None:
-                self._self_upstream_done = True
-                await _close_async(self.__wrapped__)
-                pending.extend(final)
-            if chunk is not DROP:
-                return chunk
-
-    async def _self_feed(self, chunk: Any) -> Any:
-        try:
-            return self._self_run.feed(chunk)
-        except BaseException as error:
-            self._self_upstream_done = True
-            try:
-                await _close_async(self.__wrapped__)
-            finally:
-                self._self_run.finish("error", error)
-            raise
+            else:
+                return item
 
     async def close(self) -> None:
         """Close the upstream response and end the call."""
@@ -175,10 +115,15 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def __del__(self) -> None:
-        run = getattr(self, "_self_run", None)
-        if run is not None and not run.finished:
-            run.finish("abandoned")
+
+def sync_result(result: Any) -> Any:
+    """What a sync caller gets from ``Chain.run``: a stream run becomes a sync stream proxy."""
+    return SyncStreamProxy(result) if isinstance(result, StreamRun) else result
+
+
+def async_result(result: Any) -> Any:
+    """What an async caller gets from ``Chain.run``: a stream run becomes an async stream proxy."""
+    return AsyncStreamProxy(result) if isinstance(result, StreamRun) else result
 
 
 def _close_sync(stream: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import CountPlan, plan_request
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw._wire.usage import read_usage
 
 __all__ = ["Call", "CallUsage", "Integration", "Operation"]
 
@@ -26,6 +27,21 @@ class CallUsage:
     output_tokens_estimated: bool = False
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+
+    def record_reported(self, obj: Any) -> bool:
+        """Copy the usage the API reported on ``obj`` (a response, stream chunk or final stream
+        event) into these figures; whether it carried any."""
+        reported = read_usage(obj)
+        if reported is None:
+            return False
+        self.input_tokens_reported = reported.input_tokens
+        self.output_tokens = reported.output_tokens
+        self.output_tokens_estimated = False
+        if reported.cached_input_tokens is not None:
+            self.cached_input_tokens = reported.cached_input_tokens
+        if reported.reasoning_tokens is not None:
+            self.reasoning_tokens = reported.reasoning_tokens
+        return True
 
 
 class Call:
@@ -46,6 +62,7 @@ class Call:
         "request",
         "state",
         "usage",
+        "usage_reported_elsewhere",
     )
 
     def __init__(
@@ -68,6 +85,9 @@ class Call:
         self.state: dict[str, Any] = {}
         """Free space for hooks' own notes, private to this call."""
         self.usage = CallUsage()
+        self.usage_reported_elsewhere = False
+        """Set by the integration when another instrumentation already reports this call's usage
+        (its span nests under tokenmw's), so telemetry does not report it twice."""
         self._original_plan: CountPlan | None = None
         self._stream_end: tuple[Any, ...] | None = None
 
@@ -108,9 +128,4 @@ class Call:
         """Ask a stream to stop after the current chunk: upstream is closed at once and
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
-
-    @property
-    def stream_ended(self) -> bool:
-        """Whether a hook asked the stream to stop."""
-        return self._stream_end is not None
 

@@ -6,7 +6,8 @@ centre, ``on_send`` of every hook sees the request exactly as it goes out, then 
 model call. Streams leave the onion as soon as the first chunk can be read; the stream proxy then
 runs ``on_chunk`` per chunk and ends the call (``on_stream_end``, usage, span) exactly once.
 
-The chain knows nothing of any client: integrations hand it a ``Call`` and a ``send`` coroutine.
+The chain knows nothing of any client: integrations hand it a ``Call`` and a ``send`` coroutine,
+and get back the response, or for a stream a ``StreamRun`` that they wrap in their kind of proxy.
 Layers are resolved once, at construction, so a phase a hook does not define costs nothing per call.
 """
 
@@ -17,21 +18,20 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from tokenmw._clients.streams import AsyncStreamProxy, SyncStreamProxy, is_async_stream, is_sync_stream
 from tokenmw._core.call import Call
 from tokenmw._core.errors import TokenmwError
-from tokenmw._core.hook import Hook, StreamOutcome, defined_phases
+from tokenmw._core.hook import Hook, defined_phases
+from tokenmw._core.stream_run import StreamRun
 from tokenmw._core.timing import HookTimes
-from tokenmw._core.usage import Usage, reported_usage
+from tokenmw._core.usage import Usage
 from tokenmw.telemetry import _spans as tel
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["Middleware", "OnHookError", "Send"]
+__all__ = ["Chain", "OnHookError", "Send"]
 
 logger = logging.getLogger("tokenmw")
 
@@ -55,8 +55,8 @@ class _Layer:
         self.after = "after" in phases
 
 
-class Middleware:
-    """An ordered chain of hooks that wraps OpenAI clients and LiteLLM functions."""
+class Chain:
+    """An ordered chain of hooks around one model call (``tokenmw.Middleware`` adds wrapping)."""
 
     def __init__(self, hooks: Iterable[Hook] = (), *, on_hook_error: OnHookError = "skip") -> None:
         hooks = tuple(hooks)
@@ -77,10 +77,10 @@ class Middleware:
         self._layers = tuple(_Layer(h, i) for i, h in enumerate(hooks))
         self._send_hooks = tuple(lay for lay in self._layers if "on_send" in defined_phases(lay.hook))
         # Stream phases run on the way out, like ``after``: last hook first.
-        self._chunk_hooks = tuple(
+        self.chunk_layers = tuple(
             lay for lay in reversed(self._layers) if "on_chunk" in defined_phases(lay.hook)
         )
-        self._end_hooks = tuple(
+        self.end_layers = tuple(
             lay for lay in reversed(self._layers) if "on_stream_end" in defined_phases(lay.hook)
         )
         self._logged_failures: set[tuple[int, str]] = set()
@@ -89,37 +89,28 @@ class Middleware:
 
     def __repr__(self) -> str:
         names = ", ".join(lay.name for lay in self._layers)
-        return f"Middleware([{names}], on_hook_error={self.on_hook_error!r})"
-
-    def wrap(self, client: Any) -> Any:
-        """Return ``client`` with this chain around its ``create()`` calls (see API.md)."""
-        from tokenmw._clients.openai import wrap_openai_client
-
-        return wrap_openai_client(client, self)
+        return f"{type(self).__name__}([{names}], on_hook_error={self.on_hook_error!r})"
 
     # -- running a call -------------------------------------------------------------------------
 
-    async def run(self, call: Call, send: Send, *, sync_caller: bool = False) -> Any:
-        """Run ``call`` through the chain; ``send`` makes the model call. ``sync_caller`` says
-        whether a stream is handed to synchronous code (it decides the kind of stream proxy)."""
-        span = tel.start_call_span(call) if tel.active() else None
-        token = otel_context.attach(trace.set_span_in_context(span)) if span is not None else None
+    async def run(self, call: Call, send: Send) -> Any:
+        """Run ``call`` through the chain; ``send`` makes the model call.
+
+        Returns the response; for a streamed response, a ``StreamRun`` that the integration wraps
+        in its sync or async stream proxy (the call ends when that stream does).
+        """
+        span = tel.start_call_span(call) if tel.sdk_configured() else None
         try:
-            if self._layers:
-                call.snapshot_original()
-            response = await self._dispatch(0, call, send, span)
+            with tel.current(span):
+                if self._layers:
+                    call.snapshot_original()
+                response = await self._dispatch(0, call, send, span)
         except BaseException as error:
-            self._finish(call, span, error=error)
+            self.finish_call(call, span, error=error)
             raise
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-        if call.stream:
-            if sync_caller and is_sync_stream(response):
-                return SyncStreamProxy(response, _StreamRun(self, call, span))
-            if not sync_caller and is_async_stream(response):
-                return AsyncStreamProxy(response, _StreamRun(self, call, span))
-        self._finish(call, span, response=response)
+        if call.stream and _is_stream(response):
+            return StreamRun(self, call, span, response)
+        self.finish_call(call, span, response=response)
         return response
 
     async def _dispatch(self, i: int, call: Call, send: Send, span: Span | None) -> Any:
@@ -130,7 +121,7 @@ class Middleware:
             if not call.stream:
                 # Usage as billed, read where the model answered: a cache hook's short-circuit
                 # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
-                reported_usage(response, call.usage)
+                call.usage.record_reported(response)
             return response
         layer = self._layers[i]
         if layer.before:
@@ -244,17 +235,17 @@ class Middleware:
         else:
             logger.debug("tokenmw: hook %r failed in %s again", layer.name, phase, exc_info=error)
 
-    def _finish(
+    def finish_call(
         self, call: Call, span: Span | None, error: BaseException | None = None, response: Any = None
     ) -> None:
+        """The end of every call: usage recorded (when it succeeded) and its span ended."""
         if error is None:
             self.usage.record(call.model, call.usage)
         if span is not None:
             tel.end_call_span(span, call, error, response)
 
-    # -- streams ----------------------------------------------------------------------------------
-
-    def _chunk_failed(self, layer: _Layer, phase: str, error: Exception) -> None:
+    def stream_hook_failed(self, layer: Any, phase: str, error: Exception) -> None:
+        """A stream phase (``on_chunk``, ``on_stream_end``) failed: skip it, or raise in strict mode."""
         self._hook_failed(layer, phase, error, None)
 
 
@@ -268,7 +259,7 @@ class _WrapSegment:
 
     __slots__ = ("call_span", "layer", "mw", "paused", "span", "started")
 
-    def __init__(self, mw: Middleware, layer: _Layer, call_span: Span | None) -> None:
+    def __init__(self, mw: Chain, layer: _Layer, call_span: Span | None) -> None:
         self.mw = mw
         self.layer = layer
         self.call_span = call_span
@@ -298,95 +289,8 @@ class _WrapSegment:
             self.span = None
 
 
-_DROP = object()
-# Responses API stream events that carry the whole response, usage included.
-_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-
-
-class _StreamRun:
-    """The chain's share of one stream: per-chunk hooks and the end of the call, exactly once."""
-
-    __slots__ = ("call", "chunk_ns", "chunks", "finished", "mw", "span", "stopped")
-
-    def __init__(self, mw: Middleware, call: Call, span: Span | None) -> None:
-        self.mw = mw
-        self.call = call
-        self.span = span
-        self.finished = False
-        self.stopped = False
-        self.chunks = 0
-        # Time in each on_chunk hook, added to mw.hook_times once at the end (no lock per chunk).
-        self.chunk_ns = [0] * len(mw._chunk_hooks)
-
-    def feed(self, chunk: Any) -> Any:
-        """The chunk to hand to the caller after every ``on_chunk`` hook, or ``DROP``."""
-        call = self.call
-        if self.span is not None:
-            tel.observe_chunk(self.span, chunk)
-        if getattr(chunk, "usage", None) is not None or getattr(chunk, "type", None) in _FINAL_EVENTS:
-            reported_usage(chunk, call.usage)
-        self.chunks += 1
-        chunk_ns = self.chunk_ns
-        for position, layer in enumerate(self.mw._chunk_hooks):
-            started = perf_counter_ns()
-            try:
-                chunk = layer.hook.on_chunk(call, chunk)
-            except TokenmwError:
-                raise
-            except Exception as error:
-                self.mw._chunk_failed(layer, "on_chunk", error)
-                continue
-            finally:
-                chunk_ns[position] += perf_counter_ns() - started
-            if chunk is None:
-                return _DROP
-        return chunk
-
-    def take_stop_request(self) -> tuple[Any, ...] | None:
-        """The final chunks if a hook asked to stop (``call.end_stream``) and the stream has not
-        stopped yet; ``None`` otherwise."""
-        final = self.call._stream_end
-        if final is None or self.stopped:
-            return None
-        self.stopped = True
-        return final
-
-    def finish(self, outcome: StreamOutcome, error: BaseException | None = None) -> None:
-        """End the call: ``on_stream_end`` hooks, usage, span. Runs once; later calls do nothing."""
-        if self.finished:
-            return
-        self.finished = True
-        # The call span is current here, as it is in the request phases, so a hook can note what
-        # the stream came to on it (``trace.get_current_span()``).
-        span = self.span
-        token = None
-        if span is not None and self.mw._end_hooks:
-            token = otel_context.attach(trace.set_span_in_context(span))
-        times = self.mw.hook_times
-        for layer, ns in zip(self.mw._chunk_hooks, self.chunk_ns, strict=True):
-            times.add(layer.name, "on_chunk", ns, runs=self.chunks)
-        first_error: BaseException | None = None  # raised (strict mode) once the call has ended
-        try:
-            for layer in self.mw._end_hooks:
-                started = perf_counter_ns()
-                try:
-                    layer.hook.on_stream_end(self.call, outcome)
-                except Exception as hook_error:
-                    if outcome == "abandoned":  # at garbage collection nobody can catch it
-                        logger.debug("tokenmw: on_stream_end failed", exc_info=hook_error)
-                        continue
-                    try:
-                        self.mw._chunk_failed(layer, "on_stream_end", hook_error)
-                    except Exception as strict_error:
-                        first_error = first_error or strict_error
-                finally:
-                    times.add(layer.name, "on_stream_end", perf_counter_ns() - started)
-        finally:
-            if token is not None:
-                otel_context.detach(token)
-            self.mw._finish(self.call, self.span, error=error)
-        if first_error is not None:
-            raise first_error
-
-
-DROP = _DROP
+def _is_stream(response: Any) -> bool:
+    """Whether a streamed call's response is a stream (a caching hook may answer with a whole one)."""
+    if isinstance(response, str | bytes | dict):
+        return False
+    return hasattr(response, "__next__") or hasattr(response, "__anext__")

@@ -14,9 +14,8 @@ from typing import Any
 
 from tokenmw._core.call import CallUsage
 from tokenmw._tokens import prices as _prices
-from tokenmw._wire.fields import get_field
 
-__all__ = ["ModelUsage", "Usage", "reported_usage"]
+__all__ = ["ModelUsage", "Usage"]
 
 _FIELDS = (
     "calls",
@@ -25,7 +24,7 @@ _FIELDS = (
     "input_tokens_saved",
     "input_tokens_reported",
     "output_tokens",
-    "output_tokens_estimated",
+    "output_tokens_counted_locally",
     "cached_input_tokens",
     "reasoning_tokens",
 )
@@ -40,7 +39,7 @@ class ModelUsage:
     input_tokens_sent: int = 0
     input_tokens_reported: int = 0
     output_tokens: int = 0
-    output_tokens_estimated: int = 0
+    output_tokens_counted_locally: int = 0
     """Part of ``output_tokens`` counted locally because the API reported none (streams)."""
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
@@ -73,7 +72,7 @@ class ModelUsage:
         if u.output_tokens is not None:
             self.output_tokens += u.output_tokens
             if u.output_tokens_estimated:
-                self.output_tokens_estimated += u.output_tokens
+                self.output_tokens_counted_locally += u.output_tokens
         self.cached_input_tokens += u.cached_input_tokens or 0
         self.reasoning_tokens += u.reasoning_tokens or 0
 
@@ -124,39 +123,3 @@ class Usage(ModelUsage):
         out["cost_usd"] = total if priced else None
         out["by_model"] = by_model
         return out
-
-
-def reported_usage(obj: Any, into: CallUsage) -> bool:
-    """Copy the API-reported usage of a response, stream chunk or stream event into ``into``.
-
-    Works on openai objects (chat and Responses), LiteLLM's ``ModelResponse`` and plain dicts.
-    Returns whether usage was found.
-    """
-    usage = get_field(obj, "usage")
-    if usage is None:
-        # Responses API stream: the final event carries the whole response.
-        inner = get_field(obj, "response")
-        usage = get_field(inner, "usage") if inner is not None else None
-        if usage is None:
-            return False
-    prompt = get_field(usage, "prompt_tokens")
-    if prompt is None:
-        prompt = get_field(usage, "input_tokens")
-    completion = get_field(usage, "completion_tokens")
-    if completion is None:
-        completion = get_field(usage, "output_tokens")
-    if prompt is None and completion is None:
-        return False
-    into.input_tokens_reported = prompt
-    into.output_tokens = completion
-    into.output_tokens_estimated = False
-    details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
-    cached = get_field(details, "cached_tokens") if details is not None else None
-    if cached is not None:
-        into.cached_input_tokens = cached
-    out_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
-    reasoning = get_field(out_details, "reasoning_tokens") if out_details is not None else None
-    if reasoning is not None:
-        into.reasoning_tokens = reasoning
-    return True
-

@@ -1,4 +1,4 @@
-"""How many input tokens OpenAI bills for a request (rules: openai-cookbook, see REFERENCE.md).
+"""How many input tokens OpenAI bills for a request (openai-cookbook's counting rules, extended).
 
 Counting is split in two: a cheap walk of the request turns it into a ``CountPlan`` (fixed
 overhead tokens plus the texts to encode), and the shared ``TokenCache`` turns texts into numbers.

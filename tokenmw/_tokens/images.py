@@ -1,4 +1,4 @@
-"""What an image in a request costs in input tokens (OpenAI vision pricing, see REFERENCE.md).
+"""What an image in a request costs in input tokens (OpenAI's vision pricing rules).
 
 Two billing schemes exist. Tile models scale the image to fit 2048x2048, then (if larger) so its
 shortest side is 768 px, and bill ``base + tile * number_of_512px_tiles`` (``detail: low`` bills

@@ -23,7 +23,6 @@ __all__ = [
     "get",
     "replace",
     "trim_logprobs",
-    "visible_reported",
 ]
 
 TEXT_ITEMS = frozenset({"message", "reasoning"})
@@ -145,17 +144,3 @@ def _trim_tokens(entries: list[Any], length: int) -> list[Any]:
             break
         kept.append(entry)
     return kept
-
-
-def visible_reported(usage: Any) -> int | None:
-    """Visible output tokens as the provider counted them (output minus reasoning), if it did."""
-    if usage is None:
-        return None
-    output = get(usage, "completion_tokens")
-    if output is None:
-        output = get(usage, "output_tokens")
-    if not isinstance(output, int):
-        return None
-    details = get(usage, "completion_tokens_details") or get(usage, "output_tokens_details")
-    reasoning = get(details, "reasoning_tokens") if details is not None else None
-    return output - reasoning if isinstance(reasoning, int) else output

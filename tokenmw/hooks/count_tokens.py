@@ -15,12 +15,11 @@ from opentelemetry import trace
 
 from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.hook import Hook
-from tokenmw._core.usage import reported_usage
 from tokenmw._tokens import prices as _prices
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
-from tokenmw._wire.fields import get_field
+from tokenmw._wire.text import chunk_pieces, reply_pieces
 from tokenmw.telemetry._semconv import TOKENMW_TOKENS_APPROXIMATE
 from tokenmw.telemetry._spans import annotate_tokens
 
@@ -32,14 +31,6 @@ __all__ = ["CountTokens"]
 
 _DELTAS = "count_tokens.deltas"
 # Responses stream events whose ``delta`` is generated text.
-_TEXT_EVENTS = frozenset(
-    {
-        "response.output_text.delta",
-        "response.refusal.delta",
-        "response.function_call_arguments.delta",
-        "response.custom_tool_call_input.delta",
-    }
-)
 
 
 class CountTokens(Hook):
@@ -82,18 +73,20 @@ class CountTokens(Hook):
 
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage
-        if reported_usage(response, usage) and usage.output_tokens is not None:
+        if usage.record_reported(response) and usage.output_tokens is not None:
             return response
-        texts = _reply_texts(response)
-        if texts is not None:
+        pieces = reply_pieces(response)
+        if pieces is not None:
+            texts = [text for _, _, text in pieces]
             encoding = await encoding_for_async(call.model)
             usage.output_tokens = await cache_for(encoding).count_all_async(texts)
             usage.output_tokens_estimated = True
         return response
 
     def on_chunk(self, call: Call, chunk: Any) -> Any:
-        delta = _delta_text(chunk)
-        if delta:
+        pieces = chunk_pieces(chunk)
+        if pieces:
+            delta = pieces[0][2] if len(pieces) == 1 else "".join(text for _, _, text in pieces)
             deltas = call.state.get(_DELTAS)
             if deltas is None:
                 call.state[_DELTAS] = [delta]
@@ -114,75 +107,3 @@ class CountTokens(Hook):
         else:
             usage.output_tokens = 0
         usage.output_tokens_estimated = True
-
-
-
-def _delta_text(chunk: Any) -> str | None:
-    """The generated text a stream chunk (chat) or event (Responses) carries."""
-    kind = get_field(chunk, "type")
-    if isinstance(kind, str):
-        if kind in _TEXT_EVENTS:
-            delta = get_field(chunk, "delta")
-            return delta if isinstance(delta, str) else None
-        if kind.startswith("response."):
-            return None
-    choices = get_field(chunk, "choices")
-    if not choices:
-        return None
-    pieces: list[str] = []
-    for choice in choices:
-        delta = get_field(choice, "delta")
-        if delta is None:
-            continue
-        content = get_field(delta, "content")
-        if isinstance(content, str):
-            pieces.append(content)
-        tool_calls = get_field(delta, "tool_calls")
-        if tool_calls:
-            for tool_call in tool_calls:
-                fn = get_field(tool_call, "function")
-                if fn is not None:
-                    for key in ("name", "arguments"):
-                        value = get_field(fn, key)
-                        if isinstance(value, str):
-                            pieces.append(value)
-    return pieces[0] if len(pieces) == 1 else "".join(pieces)
-
-
-def _reply_texts(response: Any) -> list[str] | None:
-    """The generated texts of a complete response of either API; ``None`` for an unknown shape."""
-    choices = get_field(response, "choices")
-    if isinstance(choices, list):
-        texts: list[str] = []
-        for choice in choices:
-            message = get_field(choice, "message")
-            if message is None:
-                continue
-            for key in ("content", "refusal"):
-                value = get_field(message, key)
-                if isinstance(value, str) and value:
-                    texts.append(value)
-            for tool_call in get_field(message, "tool_calls") or ():
-                fn = get_field(tool_call, "function")
-                if fn is not None:
-                    pieces = (get_field(fn, "name"), get_field(fn, "arguments"))
-                    texts.extend(v for v in pieces if isinstance(v, str))
-        return texts
-    output = get_field(response, "output")
-    if isinstance(output, list):
-        texts = []
-        for item in output:
-            kind = get_field(item, "type")
-            if kind == "message":
-                for part in get_field(item, "content") or ():
-                    for key in ("text", "refusal"):
-                        value = get_field(part, key)
-                        if isinstance(value, str) and value:
-                            texts.append(value)
-            elif kind in ("function_call", "custom_tool_call"):
-                for key in ("name", "arguments", "input"):
-                    value = get_field(item, key)
-                    if isinstance(value, str) and value:
-                        texts.append(value)
-        return texts
-    return None

@@ -22,9 +22,11 @@ from opentelemetry import trace
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw._wire.text import reply_pieces
+from tokenmw._wire.usage import read_usage_block
 from tokenmw.hooks._cut import cut_text
 from tokenmw.hooks._limit_streams import ChatStream, LimitPlan, ResponsesStream
-from tokenmw.hooks._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs, visible_reported
+from tokenmw.hooks._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs
 
 if TYPE_CHECKING:
     import tiktoken
@@ -279,7 +281,7 @@ def _limit_chat(response: Any, limit: int, encoding: tiktoken.Encoding) -> _Limi
     choices = get(response, "choices")
     if not isinstance(choices, list):
         return response, None, False, None
-    reported = visible_reported(get(response, "usage"))
+    reported = _visible_reported(response)
     if reported is not None and reported <= limit:
         return response, reported, False, None  # the provider kept to the cap: nothing to encode
     new_choices = list(choices)
@@ -314,7 +316,7 @@ def _limit_chat(response: Any, limit: int, encoding: tiktoken.Encoding) -> _Limi
 
 def _limit_responses(response: Any, limit: int, encoding: tiktoken.Encoding) -> _Limited:
     output = get(response, "output")
-    reported = visible_reported(get(response, "usage"))
+    reported = _visible_reported(response)
     if not isinstance(output, list) or (reported is not None and reported <= limit):
         return response, reported, False, None
     if any(get(item, "type") not in TEXT_ITEMS for item in output):
@@ -358,16 +360,8 @@ def _count(encoding: tiktoken.Encoding, text: Any) -> int:
 
 
 def _text_size(response: Any) -> int:
-    """Characters of generated text in a complete response (decides whether to leave the loop)."""
-    size = 0
-    for choice in get(response, "choices") or ():
-        content = get(get(choice, "message"), "content")
-        size += len(content) if isinstance(content, str) else 0
-    for item in get(response, "output") or ():
-        for part in get(item, "content") or ():
-            text = get(part, "text")
-            size += len(text) if isinstance(text, str) else 0
-    return size
+    """Characters of answer text in a complete response (decides whether to leave the loop)."""
+    return sum(len(text) for _, kind, text in reply_pieces(response) or () if kind == "text")
 
 
 def _annotate(
@@ -386,3 +380,8 @@ def _annotate(
         span.set_attribute(ATTR_TRUNCATED, truncated)
     if skipped is not None:
         span.set_attribute(ATTR_SKIPPED, skipped)
+
+
+def _visible_reported(response: Any) -> int | None:
+    usage = read_usage_block(get(response, "usage"))
+    return usage.visible_output_tokens if usage is not None else None

@@ -18,19 +18,22 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
-from tokenmw.server._records import RequestRecord, StreamRecord
+from tokenmw.server import _payloads as payloads
+from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
 from tokenmw.server._reply import cap_tokens, reply_text, split_deltas
-from tokenmw.server._settings import RequestSettings, SettingsError, request_settings
+from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
-from . import _payloads as payloads
 
-if TYPE_CHECKING:
-    from tokenmw.server._server import _HTTPServer
+class _ServerState(Protocol):
+    """What a handler reads from the server that owns it."""
+
+    settings: ServerSettings
+    recorder: Recorder
 
 __all__ = ["Handler"]
 
@@ -73,7 +76,7 @@ class Handler(BaseHTTPRequestHandler):
     """Serves ``/v1/chat/completions``, ``/v1/responses`` and ``/v1/models``."""
 
     protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+    server: _ServerState  # type: ignore[assignment]
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from tokenmw._wire.fields import get_field
+from tokenmw._wire.text import reply_pieces
 from tokenmw.telemetry import _semconv as sc
 
 __all__ = ["capture_enabled", "input_attributes", "output_messages", "response_output"]
@@ -100,22 +101,9 @@ def output_messages(texts: dict[int, str], finish_reasons: list[str]) -> str:
 
 
 def response_output(response: Any) -> dict[int, str]:
-    """The generated text of each choice of a complete response (chat or Responses API)."""
-    choices = get_field(response, "choices")
-    if isinstance(choices, list):
-        texts = {}
-        for position, choice in enumerate(choices):
-            message = get_field(choice, "message")
-            content = get_field(message, "content") if message is not None else None
-            if isinstance(content, str):
-                index = get_field(choice, "index")
-                texts[index if isinstance(index, int) else position] = content
-        return texts
-    pieces = []
-    for item in get_field(response, "output") or ():
-        if get_field(item, "type") == "message":
-            for part in get_field(item, "content") or ():
-                text = get_field(part, "text")
-                if isinstance(text, str):
-                    pieces.append(text)
-    return {0: "".join(pieces)} if pieces else {}
+    """The answer text of each choice of a complete response (chat or Responses API)."""
+    texts: dict[int, str] = {}
+    for index, kind, text in reply_pieces(response) or ():
+        if kind == "text":
+            texts[index] = texts.get(index, "") + text
+    return texts

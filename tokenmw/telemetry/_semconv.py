@@ -5,7 +5,6 @@ Kept here rather than imported from ``opentelemetry-semantic-conventions``, whic
 """
 
 OPERATION_CHAT = "chat"
-OPERATION_RESPONSES = "chat"  # the Responses API is a chat-style inference per the conventions
 
 GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
 GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tokenmw._clients.litellm_proxy import LiteLLMProxyHandler
-    from tokenmw._core.chain import Middleware
+    from tokenmw._clients.middleware import Middleware
 
 __all__ = ["build_handler", "middleware_from_env"]  # and ``handler``, built on first access
 

@@ -89,7 +89,7 @@ def _config(server: EmbeddedServer) -> dict[str, Any]:
         },
     ]
     config["router_settings"] = {"num_retries": 0}
-    config["litellm_settings"]["callbacks"] = "tests.clients._proxy_hooks.handler"
+    config["litellm_settings"]["callbacks"] = "proxy_hooks.handler"
     return config
 
 
@@ -127,6 +127,8 @@ def _load_example(name: str) -> ModuleType:
 def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
     workdir = tmp_path_factory.mktemp("litellm_proxy")
     (workdir / "config.yaml").write_text(yaml.safe_dump(_config(server)))
+    # The proxy loads callbacks from files next to its config (older releases only from there).
+    (workdir / "proxy_hooks.py").write_text("from tests.clients._proxy_hooks import handler  # noqa: F401\n")
     receiver = Receiver()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OPENAI_"))}
     env.update(
@@ -404,6 +406,28 @@ async def test_requests_sharing_a_client_call_id_keep_their_own_chains(live_serv
     await handler.async_post_call_success_hook(first, None, await _answer(live_server, first))
     assert gate.after_seen == ["second question", "first question"]
     assert handler.in_flight == 0
+
+
+async def test_a_copied_request_dict_is_found_by_its_call_id(live_server: EmbeddedServer) -> None:
+    gate = Gate()
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([gate]))
+    data = _data("what a guardrail copied", "id-7")
+    await handler.async_pre_call_hook(None, None, data, "acompletion")
+    copy = dict(data)  # a later callback returned a new dict
+    await handler.async_post_call_success_hook(copy, None, await _answer(live_server, copy))
+    assert gate.after_seen == ["what a guardrail copied"] and handler.in_flight == 0
+
+
+async def test_without_a_call_id_the_request_dict_finds_its_flight(live_server: EmbeddedServer) -> None:
+    # Older proxies set litellm_call_id only after the pre-call callbacks.
+    gate = Gate()
+    handler = tokenmw.LiteLLMProxyHandler(Middleware([gate]))
+    data = _data("no id yet")
+    del data["litellm_call_id"]
+    await handler.async_pre_call_hook(None, None, data, "completion")
+    data["litellm_call_id"] = "set-later"
+    await handler.async_post_call_success_hook(data, None, await _answer(live_server, data))
+    assert gate.after_seen == ["no id yet"] and handler.in_flight == 0
 
 
 async def test_a_request_abandoned_in_the_hooks_cancels_its_chain() -> None:

@@ -20,12 +20,14 @@ decides what runs when. A later ``send`` of the same call (a ``wrap`` hook that 
 follow-up request) cannot go back through the proxy, which has sent already: it goes to the
 proxy's router directly.
 
-Flights are found again by ``litellm_call_id``, which the proxy puts in ``data`` before the
-pre-call hook and keeps through every later callback (the failure hook gets ``data`` without its
-logging object). A client may send its own id (``x-litellm-call-id``), so two flights can share
-one; they are told apart by the request dict itself. A flight whose request never comes back
-(the proxy retried its pre-call phase after a rate limit, or dropped the request) ends after
-``pending_timeout`` seconds with ``TimeoutError`` and is forgotten: nothing waits forever.
+A flight is found again by the request dict itself: the proxy hands the dict the pre-call hook
+returned to every later callback of that request. Where a later callback copies it (a guardrail
+may), the flight is found by ``litellm_call_id``, which recent proxies put in ``data`` before the
+pre-call hook and keep through every later callback; a client may choose its own id
+(``x-litellm-call-id``), so one id can name several flights, and the oldest is taken. A flight
+whose request never comes back (the proxy retried its pre-call phase after a rate limit, or
+dropped the request) ends after ``pending_timeout`` seconds with ``TimeoutError`` and is
+forgotten: nothing waits forever.
 
 The proxy decides which callbacks override a hook by looking in the callback class's own
 ``__dict__``, so a subclass of this handler gets the hook methods copied into its class body.
@@ -41,14 +43,14 @@ from typing import TYPE_CHECKING, Any
 from litellm.integrations.custom_logger import CustomLogger
 
 from tokenmw._clients.litellm import _provider
-from tokenmw._clients.streams import is_async_stream
+from tokenmw._clients.streams import AsyncStreamProxy, async_result
 from tokenmw._core.call import Call, Operation
 from tokenmw._core.errors import TokenmwError
 from tokenmw._tokens import aliases
 from tokenmw._tokens import encodings as _tokenizer
 
 if TYPE_CHECKING:
-    from tokenmw._core.chain import Middleware
+    from tokenmw._core.chain import Chain
 
 __all__ = ["LiteLLMProxyHandler"]
 
@@ -76,7 +78,7 @@ class _Flight:
 
     __slots__ = ("answer", "call", "call_id", "request", "sends", "sent", "task")
 
-    def __init__(self, call: Call, call_id: str) -> None:
+    def __init__(self, call: Call, call_id: str | None) -> None:
         loop = asyncio.get_running_loop()
         self.call = call
         self.call_id = call_id
@@ -104,17 +106,21 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
     than the slowest model call the proxy allows.
     """
 
-    def __init__(self, mw: Middleware, *, pending_timeout: float = 900.0) -> None:
+    def __init__(self, mw: Chain, *, pending_timeout: float = 900.0) -> None:
         super().__init__()
-        from tokenmw._core.chain import Middleware
+        from tokenmw._core.chain import Chain
 
-        if not isinstance(mw, Middleware):
+        if not isinstance(mw, Chain):
             raise TypeError(f"LiteLLMProxyHandler takes a tokenmw.Middleware, got {type(mw).__name__!r}")
         if pending_timeout <= 0:
             raise ValueError(f"pending_timeout must be > 0, got {pending_timeout!r}")
+        _check_litellm_version()
         self.mw = mw
         self.pending_timeout = pending_timeout
-        self._flights: dict[str, list[_Flight]] = {}
+        # Parked flights by ``id()`` of their request dict (each flight holds its dict, so the id
+        # is not reused while it is parked), and by the proxy's call id.
+        self._by_request: dict[int, _Flight] = {}
+        self._by_call_id: dict[str, list[_Flight]] = {}
         if mw.hooks:
             _tokenizer.preload()
 
@@ -131,7 +137,7 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
     @property
     def in_flight(self) -> int:
         """Requests whose chain waits for the proxy's answer (for tests and health checks)."""
-        return sum(len(flights) for flights in self._flights.values())
+        return len(self._by_request)
 
     # -- request ----------------------------------------------------------------------------------
 
@@ -140,12 +146,12 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
     ) -> dict[str, Any] | None:
         """Run the chain's request phases on ``data``; the proxy sends what they leave."""
         operation = _OPERATIONS.get(str(call_type))
-        call_id = data.get("litellm_call_id")
-        if operation is None or not isinstance(call_id, str):
+        if operation is None or not isinstance(data, dict):
             return None
+        call_id = data.get("litellm_call_id")
         provider = _register_alias(data.get("model"))
         call = Call(data, operation, provider=provider, integration="litellm")
-        flight = _Flight(call, call_id)
+        flight = _Flight(call, call_id if isinstance(call_id, str) else None)
         task = asyncio.create_task(self.mw.run(call, lambda c: self._send(flight, c)))
         flight.task = task
         try:
@@ -177,7 +183,9 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
         return await _send_again(call)
 
     def _park(self, flight: _Flight, *, answered: bool = False) -> None:
-        self._flights.setdefault(flight.call_id, []).append(flight)
+        self._by_request[id(flight.request)] = flight
+        if flight.call_id is not None:
+            self._by_call_id.setdefault(flight.call_id, []).append(flight)
         if answered:  # the chain is done; keep its answer for the success hook, for a while
             asyncio.get_running_loop().call_later(self.pending_timeout, self._forget, flight)
         else:
@@ -185,22 +193,24 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
             flight.task.add_done_callback(lambda _task: self._forget(flight))
 
     def _forget(self, flight: _Flight) -> None:
-        flights = self._flights.get(flight.call_id)
-        if flights is None:
-            return
-        if flight in flights:
+        if self._by_request.get(id(flight.request)) is flight:
+            del self._by_request[id(flight.request)]
+        flights = self._by_call_id.get(flight.call_id) if flight.call_id is not None else None
+        if flights is not None and flight in flights:
             flights.remove(flight)
-        if not flights:
-            del self._flights[flight.call_id]
+            if not flights:
+                del self._by_call_id[flight.call_id]  # type: ignore[arg-type]
 
     def _take(self, data: Any) -> _Flight | None:
         if not isinstance(data, dict):
             return None
-        flights = self._flights.get(data.get("litellm_call_id"))  # type: ignore[arg-type]
-        if not flights:
-            return None
-        # The proxy hands the same dict to every callback of a request (a guardrail may copy it).
-        flight = next((f for f in flights if f.request is data), flights[0])
+        flight = self._by_request.get(id(data))
+        if flight is None or flight.request is not data:
+            call_id = data.get("litellm_call_id")
+            flights = self._by_call_id.get(call_id) if isinstance(call_id, str) else None
+            if not flights:
+                return None
+            flight = flights[0]
         self._forget(flight)
         return flight
 
@@ -215,9 +225,10 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
             return None
         flight.deliver(response)
         try:
-            return await flight.task
+            result = await flight.task
         except TokenmwError as error:
             raise _bad_request(error) from error
+        return result
 
     async def async_post_call_streaming_iterator_hook(
         self, user_api_key_dict: Any, response: Any, request_data: dict[str, Any]
@@ -229,8 +240,8 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
                 yield chunk
             return
         flight.deliver(response)
-        stream = await flight.task
-        if not is_async_stream(stream):  # a hook answered with a whole response
+        stream = async_result(await flight.task)
+        if not isinstance(stream, AsyncStreamProxy):  # a hook answered with a whole response
             yield stream
             return
         try:
@@ -257,6 +268,28 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
         if not task.cancelled():
             task.exception()  # the proxy reports the error itself
         return None
+
+
+TESTED_SINCE = (1, 108)
+"""The oldest litellm whose proxy this handler is tested with. Older proxies call the callbacks
+differently (the success hook's return value ignored, the call id set after the pre-call hook)."""
+
+
+def _check_litellm_version() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("litellm")
+    except PackageNotFoundError:
+        return
+    parts = tuple(int(p) for p in found.split(".")[:2] if p.isdigit())
+    if len(parts) == 2 and parts < TESTED_SINCE:
+        logger.warning(
+            "tokenmw: LiteLLMProxyHandler is tested with litellm >= %d.%d, found %s; response and "
+            "stream hooks may not run in this proxy (pip install -U 'litellm[proxy]')",
+            *TESTED_SINCE,
+            found,
+        )
 
 
 def _register_alias(model: Any) -> str:

@@ -41,25 +41,19 @@ INSTRUCTION = "Answer in at most 150 words."
 
 pytestmark = pytest.mark.skipif(not LITELLM.exists(), reason="litellm[proxy] is not installed")
 
-# A tool result as an agent re-sends it: pretty-printed JSON that Compress compacts.
-ORDERS = [
-    {"id": 1000 + i, "status": "shipped" if i % 3 else "pending", "total_eur": 19.5 + i, "items": [
-        {"sku": f"SKU-{i:04d}-{j}", "qty": j + 1, "warehouse": "Rotterdam"} for j in range(3)
-    ]}
-    for i in range(12)
-]  # fmt: skip
-MESSAGES = [
-    {"role": "system", "content": "You are a support agent for an online shop."},
-    {"role": "user", "content": "Which of my orders are still pending?"},
-    {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "list_orders", "arguments": "{}"}}
-        ],
-    },
-    {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(ORDERS, indent=4)},
-]
+def _load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"litellm_proxy_{name}", EXAMPLE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# What a support agent sends (examples/litellm_proxy/agent.py): a tool result as pretty-printed
+# JSON, which Compress compacts, then the question.
+AGENT = _load_example("agent")
+ORDERS: list[dict[str, Any]] = AGENT.ORDERS
+MESSAGES: list[dict[str, Any]] = AGENT.MESSAGES
 
 
 def _free_port() -> int:
@@ -113,14 +107,6 @@ class Proxy:
                 names = sorted({s.name for s in spans})
                 raise AssertionError(f"no spans in {timeout}s; got {names}\n{self.log.read_text()[-3000:]}")
             time.sleep(0.1)
-
-
-def _load_example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"litellm_proxy_{name}", EXAMPLE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +165,7 @@ def test_chat_request_and_response_phases_run_in_the_proxy(proxy: Proxy, live_se
     assert resp.choices[0].finish_reason == "length"
     assert 0 < _tokens(resp.choices[0].message.content or "") <= CAP
     # the caller's messages went through the proxy; the client's own list is unchanged
-    assert MESSAGES[0]["content"] == "You are a support agent for an online shop."
+    assert MESSAGES[0]["content"] == "You are a support agent for an online shop. Be accurate."
 
 
 def test_chat_stream_is_cut_in_the_proxy_and_upstream_closed(

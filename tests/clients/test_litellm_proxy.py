@@ -39,7 +39,6 @@ LITELLM = Path(sys.executable).with_name("litellm")
 CAP = 400  # LimitResponse(max_tokens=400) in the example's hooks module
 INSTRUCTION = "Answer in at most 150 words."
 
-pytestmark = pytest.mark.skipif(not LITELLM.exists(), reason="litellm[proxy] is not installed")
 
 def _load_example(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"litellm_proxy_{name}", EXAMPLE / f"{name}.py")
@@ -111,6 +110,8 @@ class Proxy:
 
 @pytest.fixture(scope="module")
 def proxy(server: EmbeddedServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
+    if not LITELLM.exists():
+        pytest.skip("the litellm CLI (litellm[proxy]) is not installed")
     workdir = tmp_path_factory.mktemp("litellm_proxy")
     (workdir / "config.yaml").write_text(yaml.safe_dump(_config(server)))
     # The proxy loads callbacks from files next to its config (older releases only from there).

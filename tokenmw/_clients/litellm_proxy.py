@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
@@ -190,7 +191,14 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
             asyncio.get_running_loop().call_later(self.pending_timeout, self._forget, flight)
         else:
             assert flight.task is not None
-            flight.task.add_done_callback(lambda _task: self._forget(flight))
+            flight.task.add_done_callback(lambda task: self._landed(flight, task))
+
+    def _landed(self, flight: _Flight, task: asyncio.Task[Any]) -> None:
+        self._forget(flight)
+        # A chain that ended with nobody awaiting it (timed out, or the proxy moved on): its span
+        # has the error; retrieving it here keeps asyncio from logging it again at collection.
+        if not task.cancelled() and task.exception() is not None:
+            logger.debug("tokenmw: a proxied call ended without the proxy: %r", task.exception())
 
     def _forget(self, flight: _Flight) -> None:
         if self._by_request.get(id(flight.request)) is flight:
@@ -311,11 +319,14 @@ def _register_alias(model: Any) -> str:
     return provider if isinstance(provider, str) and provider else _provider(targets[0])
 
 
+def _router() -> Any:
+    """The proxy's router, if this process is a proxy (never imports the proxy server itself)."""
+    server = sys.modules.get("litellm.proxy.proxy_server")
+    return getattr(server, "llm_router", None)
+
+
 def _deployments(model: str) -> list[dict[str, Any]]:
-    try:
-        from litellm.proxy.proxy_server import llm_router
-    except ImportError:
-        return []
+    llm_router = _router()
     if llm_router is None:
         return []
     try:
@@ -329,9 +340,9 @@ def _deployments(model: str) -> list[dict[str, Any]]:
 async def _send_again(call: Call) -> Any:
     """A second ``send`` of one call (a retrying or expanding hook): through the proxy's router."""
     import litellm
-    from litellm.proxy.proxy_server import llm_router
 
     request = {k: v for k, v in call.request.items() if k not in _PROXY_ONLY_KEYS}
+    llm_router = _router()
     target: Any = llm_router if llm_router is not None else litellm
     if call.operation == "responses":
         return await target.aresponses(**request)

@@ -62,6 +62,33 @@ def test_estimates_are_labelled(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert (status, out) == (0, "124 (estimated)")
 
 
+def test_tool_shapes_without_an_api_figure_are_labelled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nested = {
+        "type": "function",
+        "function": {
+            "name": "create_order",
+            "description": "Create an order",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "address": {
+                        "type": "object",
+                        "description": "Where to ship",
+                        "properties": {"city": {"type": "string", "description": "City"}},
+                    }
+                },
+            },
+        },
+    }
+    exact = write(tmp_path, {"model": "gpt-4", "messages": COOKBOOK_TOOL_MESSAGES, "tools": COOKBOOK_TOOLS})
+    assert run(capsys, exact)[1] == "105"
+    body = {"model": "gpt-4", "messages": COOKBOOK_TOOL_MESSAGES, "tools": [*COOKBOOK_TOOLS, nested]}
+    status, out, _ = run(capsys, write(tmp_path, body))
+    assert status == 0 and out.endswith(" (estimated)") and int(out.split()[0]) > 105
+
+
 def test_stdin_and_verbose() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "tokenmw", "count", "-", "-v"],

@@ -71,7 +71,7 @@ def _config(server: EmbeddedServer) -> dict[str, Any]:
             "litellm_params": {"model": "openai/gpt-4o-mini", **upstream},
             "model_info": {"max_input_tokens": 64},
         },
-        # A model tiktoken does not know: counted with the closest encoding, marked approximate.
+        # A model tiktoken does not know: counted with the closest encoding, marked estimated.
         {"model_name": "acme-chat", "litellm_params": {"model": "openai/acme-llm-7b", **upstream}},
         # Nothing listens there: the call fails upstream.
         {
@@ -272,18 +272,19 @@ def test_spans_from_every_hook_phase_and_the_failure_path(proxy: Proxy, live_ser
     by_model = {attrs(s).get("gen_ai.request.model"): attrs(s) for s in calls.values()}
     failed = by_model["unreachable"]
     assert failed.get("error.type")  # ended by the failure hook, not left waiting
-    # the approximate count of a model tiktoken does not know is said on its count_tokens span
+    # the count of a model tiktoken does not know is marked estimated, and no budget is guessed
     acme_call = next(i for i, s in calls.items() if attrs(s).get("gen_ai.request.model") == "acme-chat")
     count_span = next(
         s for s in spans if s.parent_span_id == acme_call and s.name == "tokenmw.count_tokens.on_send"
     )
-    assert attrs(count_span).get("tokenmw.tokens.approximate") is True
+    assert attrs(count_span)["tokenmw.tokens.estimated"] is True
+    assert attrs(count_span)["tokenmw.budget.off"] == "context window unknown"
     gpt_counts = [
         s for s in spans
         if s.name == "tokenmw.count_tokens.on_send"
         and attrs(calls[s.parent_span_id]).get("gen_ai.request.model") == "gpt-4o-mini"
     ]  # fmt: skip
-    assert gpt_counts and all("tokenmw.tokens.approximate" not in attrs(s) for s in gpt_counts)
+    assert gpt_counts and all(attrs(s)["tokenmw.tokens.estimated"] is False for s in gpt_counts)
     # fleet-wide accounting: each replica exports the metrics a backend sums
     deadline = time.monotonic() + 30
     metrics = {"tokenmw.tokens.saved", "gen_ai.client.token.usage", "gen_ai.client.operation.duration"}

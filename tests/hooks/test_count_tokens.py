@@ -116,6 +116,33 @@ async def test_on_send_annotates_the_current_span() -> None:
     assert attrs["tokenmw.tokens.before"] == call.usage.input_tokens_original
     assert attrs["tokenmw.tokens.after"] == call.usage.input_tokens_sent
     assert attrs["tokenmw.tokens.saved"] > 0
+    assert attrs["tokenmw.tokens.estimated"] is False
+    assert attrs["tokenmw.budget.limit"] == 128_000  # gpt-4o's context window
+    assert "tokenmw.budget.off" not in attrs
+
+
+async def on_send_span(call: Call) -> dict[str, Any]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("tokenmw.count_tokens.on_send"):
+        await CountTokens().on_send(call)
+    (span,) = exporter.get_finished_spans()
+    return dict(span.attributes or {})
+
+
+async def test_unknown_context_window_turns_the_default_budget_off_and_says_so() -> None:
+    huge = " ".join(f"w{i}" for i in range(9000))
+    attrs = await on_send_span(chat_call([{"role": "user", "content": huge}], model="my-local-llama"))
+    assert attrs["tokenmw.budget.off"] == "context window unknown"
+    assert "tokenmw.budget.limit" not in attrs
+    assert attrs["tokenmw.tokens.estimated"] is True  # unknown model: encoding guessed
+
+
+async def test_span_says_when_the_input_count_is_an_estimate() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    attrs = await on_send_span(chat_call([{"role": "user", "content": [image]}]))
+    assert attrs["tokenmw.tokens.estimated"] is True
 
 
 async def test_responses_call_is_counted() -> None:

@@ -95,13 +95,13 @@ _OFFLINE_SCRIPT = textwrap.dedent(
 
 def test_encodings_load_offline_without_importing_litellm(tmp_path: Path) -> None:
     env = dict(os.environ)
-    env["TIKTOKEN_CACHE_DIR"] = str(tmp_path / "empty-cache")  # nothing cached: must seed it
+    env["TIKTOKEN_CACHE_DIR"] = str(tmp_path / "empty-cache")  # nothing cached
     result = subprocess.run(
         [sys.executable, "-c", _OFFLINE_SCRIPT], env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "loaded o200k_base cl100k_base" in result.stdout
-    assert len(list((tmp_path / "empty-cache").iterdir())) == 3
+    assert not (tmp_path / "empty-cache").exists()  # built from local copies; tiktoken's cache untouched
 
 
 def test_preload_loads_in_the_background() -> None:

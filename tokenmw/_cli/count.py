@@ -3,7 +3,8 @@
 FILE (``-`` for stdin) may hold a JSON list of chat messages, a JSON request body (chat
 ``messages`` or Responses ``input``), or anything else, counted as plain text. The count printed
 is what OpenAI bills for the request's input; " (estimated)" follows it when part of it could
-only be estimated (remote images, unknown model, hosted tools, ...).
+only be estimated (remote images, an unknown model, hosted tools, tool shapes no public API
+measurement covers: see ``tokenmw._tokens.tools.ESTIMATED_SHAPES``, ...).
 """
 
 from __future__ import annotations

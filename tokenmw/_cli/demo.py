@@ -239,7 +239,10 @@ def _print_report(
     )
     cost = usage.cost_usd
     if cost is not None:
-        print(f"estimated cost of the wrapped run: ${cost:.4f} (litellm's price table)")
+        from tokenmw._tokens.prices import price_source
+
+        sources = sorted(filter(None, {price_source(m) for m in usage.by_model}))
+        print(f"estimated cost of the wrapped run: ${cost:.4f} ({', '.join(sources)} price table)")
     print(f"\ntime spent in each hook over the last round's {calls} calls (the hook's own work):")
     print(f"{'hook':<16}{'phase':<14}{'runs':>7}{'total':>11}{'per call':>11}")
     times = mw.hook_times.snapshot()

@@ -15,6 +15,7 @@ from tokenmw._clients.streams import async_result, sync_result
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call
 from tokenmw._tokens import encodings as _tokenizer
+from tokenmw._tokens.models import provider_of
 
 if TYPE_CHECKING:
     from tokenmw._core.chain import Chain as Middleware
@@ -25,11 +26,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def wrap_litellm(fn: F, middleware: Middleware) -> F:
-    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it."""
+    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it.
+
+    tokenmw does not depend on litellm: install it with ``pip install 'tokenmw[litellm]'``."""
     if getattr(fn, "__tokenmw_middleware__", None) is middleware:
         return fn  # idempotent
     if not callable(fn):
-        raise TypeError(f"wrap_litellm() takes litellm.completion or litellm.acompletion, got {fn!r}")
+        raise TypeError(
+            f"wrap_litellm() takes litellm.completion or litellm.acompletion, got {fn!r} "
+            "(litellm is not a tokenmw dependency: pip install 'tokenmw[litellm]')"
+        )
     positional = _positional_names(fn)
     if middleware.hooks:
         _tokenizer.preload()
@@ -91,6 +97,4 @@ def _positional_names(fn: Callable[..., Any]) -> list[str]:
 
 def _provider(model: Any) -> str:
     # "anthropic/claude-3-5-sonnet" -> "anthropic"; bare OpenAI names have no prefix.
-    if isinstance(model, str) and "/" in model:
-        return model.split("/", 1)[0]
-    return "openai"
+    return (provider_of(model) if isinstance(model, str) else None) or "openai"

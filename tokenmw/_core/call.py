@@ -109,6 +109,11 @@ class Call:
         """Input tokens of the request as it is now; only text never counted before is encoded."""
         return await self._count(plan_request(self.operation, self.request))
 
+    async def input_count(self) -> tuple[int, bool]:
+        """``(input_tokens(), estimated)``: whether part of the count is a guess (see ``counting``)."""
+        plan = plan_request(self.operation, self.request)
+        return await self._count(plan), plan.estimated
+
     async def original_input_tokens(self) -> int:
         """Input tokens of the request as the caller made it, before any hook changed it."""
         plan = self._original_plan

@@ -10,15 +10,19 @@ Where each number comes from:
 - Messages (cookbook "How to count tokens with tiktoken", section 6, checked against the API by
   OpenAI): 3 per message, the tokens of every string value (role included), 1 more for ``name``,
   3 once for reply priming. ``tool_call_id`` is not shown to the model and is not counted.
-- Tool definitions (same notebook, section 7, checked against the API): per function ``func_init``
-  (7 on o200k models, 10 on cl100k ones) plus ``name:description``; per function with properties
-  3, then per property 3 plus ``key:type:description``; an enum -3, then per item 3 plus the item;
-  12 once after all functions. Nested object properties are counted with the same rule and flagged
-  as an estimate (the notebook stops at the first level).
-- ``tool_choice`` (hmarr/openai-chat-tokens, measured against the API): ``auto`` 0, ``none`` 1, a
-  named function 4 plus its name. ``required`` was never measured: it is counted as 1 and flagged.
-- Assistant ``tool_calls``: the function name and arguments, plus 3 per call (the same library's
-  measurement of the older ``function_call``, the format tool calls replaced).
+- Tool definitions: the text OpenAI renders them into (``tools``: a TypeScript ``namespace
+  functions`` block joined to the system message), encoded as one text, plus fixed overheads. It
+  reproduces every API-measured figure of hmarr/openai-chat-tokens and
+  pamelafox/openai-messages-token-helper on the shapes they cover, and the cookbook's (section 7)
+  101 on gpt-4o and 105 on gpt-4; the notebook's own per-property constants count 2-6 tokens too
+  many on cl100k models. Shapes no public figure covers are flagged (``tools.ESTIMATED_SHAPES``).
+- ``tool_choice`` (pamelafox, measured on cl100k models): ``auto`` 0, ``none`` 1, a named function
+  7 plus its name. Not measured, so flagged: ``required`` (counted as 1), any choice on o200k
+  models, the legacy ``function_call`` (hmarr's rule: ``none`` 1, a name 4 plus the name).
+- A legacy ``function`` role message costs 2 fewer than other messages, and an assistant
+  ``function_call`` its name and arguments plus 3 (hmarr, measured). Assistant ``tool_calls`` are
+  counted by the same rule per call and ``tool`` messages like other messages, both flagged: no
+  public figure covers them.
 - Images: see ``_images``. Audio, files, hosted tools, ``previous_response_id`` and other parts
   whose tokens cannot be known locally count 0 and flag the plan as an estimate.
 - The Responses API counts as the equivalent chat request: ``instructions`` is a system message,
@@ -28,7 +32,6 @@ Where each number comes from:
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -37,6 +40,7 @@ from typing import Any, TypeGuard
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.encodings import encoding_for, encoding_name_for, is_known_model
 from tokenmw._tokens.images import ImageRule, image_rule_for, image_tokens
+from tokenmw._tokens.tools import SYSTEM_DISCOUNT, TOOLS_OVERHEAD, function_of, render_functions
 
 __all__ = [
     "CountPlan",
@@ -52,27 +56,20 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 TOKENS_PER_TOOL_CALL = 3
-
-FUNC_INIT_O200K = 7
-FUNC_INIT_CL100K = 10
-PROP_INIT = 3
-PROP_KEY = 3
-ENUM_INIT = -3
-ENUM_ITEM = 3
-FUNC_END = 12
+FUNCTION_MESSAGE = -2
+"""A legacy ``role: function`` message costs 2 fewer than ``TOKENS_PER_MESSAGE`` (hmarr, measured)."""
 
 TOOL_CHOICE_NONE = 1
-TOOL_CHOICE_NAMED = 4
+TOOL_CHOICE_NAMED = 7
+LEGACY_CHOICE_NAMED = 4
 TOOL_CHOICE_REQUIRED = 1
 """Not measured anywhere we know of: assumed to cost what ``none`` costs, and flagged."""
 
-_MAX_SCHEMA_DEPTH = 8
 _INSTRUCTIONS_ROLE = "system"
+_SYSTEM_PAD = "\n"  # the system message that carries the tools block ends with a newline
 _UNCOUNTED_KEYS = frozenset({"tool_call_id"})
 _TEXT_PART_KEYS = ("text", "refusal")
 _IMAGE_PARTS = frozenset({"image_url", "input_image"})
-_FUNCTION_TOOLS = frozenset({"function", None})
-_CUSTOM_TOOLS = frozenset({"custom"})
 
 
 @dataclass(slots=True)
@@ -88,7 +85,8 @@ class CountPlan:
 @dataclass(frozen=True, slots=True)
 class _Rules:
     known: bool
-    func_init: int
+    cl100k: bool
+    """Tool-choice overheads were measured on cl100k models only."""
     image: ImageRule
 
 
@@ -98,10 +96,9 @@ _rules_cache: dict[str | None, _Rules] = {}
 def _rules_for(model: str | None) -> _Rules:
     rules = _rules_cache.get(model)
     if rules is None:
-        cl100k = encoding_name_for(model) == "cl100k_base"
         rules = _Rules(
             known=is_known_model(model),
-            func_init=FUNC_INIT_CL100K if cl100k else FUNC_INIT_O200K,
+            cl100k=encoding_name_for(model) == "cl100k_base",
             image=image_rule_for(model),
         )
         if len(_rules_cache) < 4096:
@@ -125,17 +122,25 @@ def plan_chat(
     legacy spelling of ``tools``/``tool_choice``)."""
     rules = _rules_for(model)
     plan = CountPlan(estimated=not rules.known)
+    block = _tools_block(plan, (tools, functions))
+    has_system = False
     if _iterable(messages):
         for message in messages:
             message = _as_mapping(message)
-            if message is not None:
-                _add_message(plan, message, rules)
-    has_tools = False
-    for defs in (tools, functions):
-        if _iterable(defs):
-            has_tools = _add_tools(plan, defs, rules) or has_tools
-    if has_tools:
-        _add_tool_choice(plan, tool_choice if tool_choice is not None else function_call)
+            if message is None:
+                continue
+            role = message.get("role")
+            is_system = role == "system"
+            if role == "developer" and block is not None:
+                plan.estimated = True  # whether the tools block joins a developer message: not measured
+            _add_message(plan, message, rules, pad=block is not None and is_system and not has_system)
+            has_system = has_system or is_system
+    if block is not None:
+        _add_block(plan, block, has_system)
+        if tool_choice is not None:
+            _add_tool_choice(plan, tool_choice, rules)
+        elif function_call is not None:
+            _add_legacy_choice(plan, function_call)
     plan.fixed += REPLY_PRIMING
     return plan
 
@@ -177,13 +182,21 @@ def _as_mapping(obj: Any) -> Mapping[str, Any] | None:
     return data if isinstance(data, Mapping) else None
 
 
-def _add_message(plan: CountPlan, message: Mapping[str, Any], rules: _Rules) -> None:
+def _add_message(plan: CountPlan, message: Mapping[str, Any], rules: _Rules, pad: bool = False) -> None:
+    """Add one chat message; ``pad``: it is the system message the tools block joins."""
     texts = plan.texts
     fixed = TOKENS_PER_MESSAGE
+    role = message.get("role")
+    if role == "function":
+        fixed += FUNCTION_MESSAGE
+    elif role == "tool":
+        plan.estimated = True  # tool results: no public measurement
     for key, value in message.items():
         if isinstance(value, str):
             if key in _UNCOUNTED_KEYS:
                 continue
+            if pad and key == "content":
+                value += _SYSTEM_PAD
             if value:
                 texts.append(value)
             if key == "name":
@@ -192,9 +205,12 @@ def _add_message(plan: CountPlan, message: Mapping[str, Any], rules: _Rules) -> 
             continue
         elif key == "content":
             if isinstance(value, list):
+                if pad:
+                    plan.estimated = True  # where the newline goes in a list of parts: not measured
                 _add_parts(plan, value, rules)
         elif key == "tool_calls":
             if isinstance(value, list):
+                plan.estimated = True  # rendered like function_call, per call: not measured
                 for tool_call in value:
                     tool_call = _as_mapping(tool_call)
                     if tool_call is not None:
@@ -256,81 +272,39 @@ def _add_image(plan: CountPlan, part: Mapping[str, Any], rules: _Rules) -> None:
 # -- tools ---------------------------------------------------------------------------------------
 
 
-def _add_tools(plan: CountPlan, tools: Iterable[Any], rules: _Rules) -> bool:
-    """Add tool definitions (chat's nested or Responses' flat form); whether any was counted."""
-    counted = 0
-    texts = plan.texts
-    for tool in tools:
-        if not isinstance(tool, Mapping):
+def _tools_block(plan: CountPlan, groups: Iterable[Any]) -> str | None:
+    """The rendered block of every function-like tool in ``groups``; hosted tools only flag."""
+    functions: list[tuple[str, Mapping[str, Any]]] = []
+    for tools in groups:
+        if not _iterable(tools):
             continue
-        kind = tool.get("type")
-        if not isinstance(kind, str):
-            kind = None
-        fn = tool.get("function")
-        if not isinstance(fn, Mapping):
-            fn = tool.get("custom")
-        if not isinstance(fn, Mapping):
-            fn = tool  # Responses tools and legacy ``functions`` are flat
-        name = fn.get("name")
-        if (kind not in _FUNCTION_TOOLS and kind not in _CUSTOM_TOOLS) or not isinstance(name, str):
-            plan.estimated = True  # hosted tools (web search, file search, ...) add hidden text
-            continue
-        if kind in _CUSTOM_TOOLS:
-            plan.estimated = True  # free-form tools: rendered like functions, never measured
-        counted += 1
-        plan.fixed += rules.func_init
-        description = fn.get("description")
-        description = description if isinstance(description, str) else ""
-        texts.append(f"{name}:{_strip_period(description)}")
-        parameters = fn.get("parameters")
-        if isinstance(parameters, Mapping):
-            properties = parameters.get("properties")
-            if isinstance(properties, Mapping) and properties:
-                _add_properties(plan, properties, 0)
-    if counted:
-        plan.fixed += FUNC_END
-    return counted > 0
+        for tool in tools:
+            tool = _as_mapping(tool)
+            if tool is None:
+                continue
+            found = function_of(tool)
+            if found is None:
+                plan.estimated = True  # hosted tools (web search, file search, ...) add hidden text
+            else:
+                functions.append(found)
+    if not functions:
+        return None
+    rendered = render_functions(functions)
+    if rendered.estimated:
+        plan.estimated = True
+    return rendered.text
 
 
-def _add_properties(plan: CountPlan, properties: Mapping[str, Any], depth: int) -> None:
-    texts = plan.texts
-    fixed = PROP_INIT
-    for key, prop in properties.items():
-        fixed += PROP_KEY
-        if not isinstance(prop, Mapping):
-            texts.append(f"{key}::")
-            plan.estimated = True
-            continue
-        kind = prop.get("type")
-        if not isinstance(kind, str):
-            plan.estimated = True  # unions, $ref, anyOf: not covered by the notebook's rule
-            kind = "|".join(k for k in kind if isinstance(k, str)) if isinstance(kind, list) else ""
-        description = prop.get("description")
-        description = description if isinstance(description, str) else ""
-        enum = prop.get("enum")
-        if isinstance(enum, list):
-            fixed += ENUM_INIT
-            for item in enum:
-                fixed += ENUM_ITEM
-                texts.append(item if isinstance(item, str) else json.dumps(item))
-        texts.append(f"{key}:{kind}:{_strip_period(description)}")
-        nested = prop.get("properties")
-        if not isinstance(nested, Mapping):
-            items = prop.get("items")
-            nested = items.get("properties") if isinstance(items, Mapping) else None
-        if isinstance(nested, Mapping) and nested and depth < _MAX_SCHEMA_DEPTH:
-            plan.estimated = True
-            _add_properties(plan, nested, depth + 1)
-    plan.fixed += fixed
+def _add_block(plan: CountPlan, block: str, has_system: bool) -> None:
+    plan.texts.append(block)
+    plan.fixed += TOOLS_OVERHEAD - (SYSTEM_DISCOUNT if has_system else 0)
 
 
-def _strip_period(text: str) -> str:
-    return text[:-1] if text.endswith(".") else text
-
-
-def _add_tool_choice(plan: CountPlan, choice: Any) -> None:
-    if choice is None or choice == "auto":
+def _add_tool_choice(plan: CountPlan, choice: Any, rules: _Rules) -> None:
+    if choice == "auto":
         return
+    if not rules.cl100k:
+        plan.estimated = True  # measured on cl100k models only
     if choice == "none":
         plan.fixed += TOOL_CHOICE_NONE
         return
@@ -339,14 +313,28 @@ def _add_tool_choice(plan: CountPlan, choice: Any) -> None:
         plan.estimated = True
         return
     if isinstance(choice, Mapping):
-        fn = choice.get("function") or choice.get("custom")
-        name = fn.get("name") if isinstance(fn, Mapping) else choice.get("name")
-        if isinstance(name, str):
+        kind = choice.get("type")
+        fn = choice.get("function")
+        name = fn.get("name") if isinstance(fn, Mapping) else choice.get("name")  # Responses: flat
+        if kind in ("function", None) and isinstance(name, str):
             plan.fixed += TOOL_CHOICE_NAMED
             if name:
                 plan.texts.append(name)
             return
-    plan.estimated = True  # allowed_tools, hosted tool choices: never measured
+    plan.estimated = True  # allowed_tools, custom or hosted tool choices: never measured
+
+
+def _add_legacy_choice(plan: CountPlan, choice: Any) -> None:
+    """``function_call`` of the legacy functions API (hmarr's rule; none of its measured cases)."""
+    if choice == "auto":
+        return
+    plan.estimated = True
+    if choice == "none":
+        plan.fixed += TOOL_CHOICE_NONE
+    elif isinstance(choice, Mapping) and isinstance(choice.get("name"), str):
+        plan.fixed += LEGACY_CHOICE_NAMED
+        if choice["name"]:
+            plan.texts.append(choice["name"])
 
 
 # -- Responses API -------------------------------------------------------------------------------
@@ -361,10 +349,17 @@ def plan_responses(request: Mapping[str, Any]) -> CountPlan:
     rules = _rules_for(model if isinstance(model, str) else None)
     plan = CountPlan(estimated=not rules.known)
     texts = plan.texts
+    block = _tools_block(plan, (request.get("tools"),))
+    if block is not None:
+        plan.estimated = True  # the chat rendering, assumed: no Responses figure is public
     instructions = request.get("instructions")
+    has_system = False
     if isinstance(instructions, str):
+        has_system = True
         plan.fixed += TOKENS_PER_MESSAGE
         texts.append(_INSTRUCTIONS_ROLE)
+        if block is not None:
+            instructions += _SYSTEM_PAD
         if instructions:
             texts.append(instructions)
     items = request.get("input")
@@ -377,10 +372,14 @@ def plan_responses(request: Mapping[str, Any]) -> CountPlan:
         for item in items:
             item = _as_mapping(item)
             if item is not None:
-                _add_item(plan, item, rules)
-    tools = request.get("tools")
-    if _iterable(tools) and _add_tools(plan, tools, rules):
-        _add_tool_choice(plan, request.get("tool_choice"))
+                is_system = item.get("role") == "system"
+                _add_item(plan, item, rules, pad=block is not None and is_system and not has_system)
+                has_system = has_system or is_system
+    if block is not None:
+        _add_block(plan, block, has_system)
+        choice = request.get("tool_choice")
+        if choice is not None:
+            _add_tool_choice(plan, choice, rules)
     for key in _UNSEEN_INPUT_KEYS:
         if request.get(key):
             plan.estimated = True
@@ -388,7 +387,7 @@ def plan_responses(request: Mapping[str, Any]) -> CountPlan:
     return plan
 
 
-def _add_item(plan: CountPlan, item: Mapping[str, Any], rules: _Rules) -> None:
+def _add_item(plan: CountPlan, item: Mapping[str, Any], rules: _Rules, pad: bool = False) -> None:
     kind = item.get("type")
     texts = plan.texts
     if kind == "message" or (kind is None and "role" in item):
@@ -396,16 +395,24 @@ def _add_item(plan: CountPlan, item: Mapping[str, Any], rules: _Rules) -> None:
         role = item.get("role")
         if isinstance(role, str) and role:
             texts.append(role)
-        _add_content(plan, item.get("content"), rules)
+        content = item.get("content")
+        if pad:
+            if isinstance(content, str):
+                content += _SYSTEM_PAD
+            else:
+                plan.estimated = True
+        _add_content(plan, content, rules)
         return
     if kind in ("function_call", "custom_tool_call"):
         plan.fixed += TOKENS_PER_MESSAGE + _add_tool_call(plan, item)
         texts.append("assistant")
+        plan.estimated = True  # like chat's tool_calls: not measured
         return
     if kind in ("function_call_output", "custom_tool_call_output"):
         plan.fixed += TOKENS_PER_MESSAGE
         texts.append("tool")
         _add_content(plan, item.get("output"), rules)
+        plan.estimated = True  # like chat's tool messages: not measured
         return
     # Reasoning items, item references, hosted tool calls (web search, computer use, MCP, ...):
     # what they add to the prompt is not public.

@@ -3,27 +3,22 @@
 Loading an encoding costs 0.2-0.5 s and, by default, a download. Every optimiser that loads its
 own copy pays that again, and a download fails on servers without internet. So this module is the
 only place that loads one: once per encoding, under a per-encoding lock so that 32 threads asking
-at once still load it once, from (in order) tiktoken's own cache, the copy bundled in the installed
-litellm wheel (found on disk, never imported: importing litellm takes seconds), or tiktoken's
-normal download.
+at once still load it once, from (in order) tiktoken's own cache, the copy shipped with tokenmw
+(o200k_base, cl100k_base), the copy in an installed litellm wheel (found on disk, never imported:
+importing litellm takes seconds), or tiktoken's normal download (see ``offline``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
 import threading
-import uuid
-from pathlib import Path
 
 import tiktoken
 
 from tokenmw._tokens import aliases
-from tokenmw._tokens.files import bundled_path
+from tokenmw._tokens.models import base_model
+from tokenmw._tokens.offline import cached_by_tiktoken, load_encoding
 
 __all__ = ["DEFAULT_ENCODING", "encoding_for", "encoding_for_async", "encoding_name_for", "preload"]
 
@@ -104,10 +99,7 @@ def is_known_model(model: str | None) -> bool:
 def _resolve_name(model: str) -> str | None:
     if model in _KNOWN_ENCODINGS:
         return model
-    base = model.rsplit("/", 1)[-1]  # "openai/gpt-4o" (litellm, proxies) -> "gpt-4o"
-    if base.startswith("ft:"):  # ft:gpt-4o-mini-2024-07-18:org::id -> gpt-4o-mini-2024-07-18
-        base = base[3:].split(":", 1)[0]
-    base = base.lower()
+    base = base_model(model)  # "openai/gpt-4o" -> "gpt-4o"; "ft:gpt-4o-mini-…:org::id" -> "gpt-4o-mini-…"
     if base in _EXACT_MODELS:
         return _EXACT_MODELS[base]
     for prefix, name in _MODEL_PREFIXES:
@@ -170,40 +162,7 @@ def _lock_for(name: str) -> threading.Lock:
 
 
 def _load(name: str) -> tiktoken.Encoding:
-    file_name = _FILE_OF_ENCODING.get(name, name)
-    url = _BLOB_URLS.get(file_name)
-    if url is not None:
-        _seed_tiktoken_cache(url)
-    return tiktoken.get_encoding(name)
-
-
-def _tiktoken_cache_dir() -> Path | None:
-    # Mirrors tiktoken.load.read_file_cached, which decides where it looks.
-    if "TIKTOKEN_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["TIKTOKEN_CACHE_DIR"]
-    elif "DATA_GYM_CACHE_DIR" in os.environ:
-        cache_dir = os.environ["DATA_GYM_CACHE_DIR"]
-    else:
-        cache_dir = os.path.join(tempfile.gettempdir(), "data-gym-cache")
-    return Path(cache_dir) if cache_dir else None
-
-
-def _seed_tiktoken_cache(url: str) -> None:
-    """Put litellm's bundled copy where tiktoken looks, so tiktoken loads (and hash-checks) it offline."""
-    cache_dir = _tiktoken_cache_dir()
-    if cache_dir is None:
-        return
-    key = hashlib.sha1(url.encode()).hexdigest()
-    target = cache_dir / key
-    if target.exists():
-        return
-    source = bundled_path(f"litellm_core_utils/tokenizers/{key}")
-    if source is None or not source.is_file():
-        return
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache_dir / f"{key}.{uuid.uuid4().hex}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-    except OSError:
-        logger.warning("tokenmw: cannot write tiktoken cache %s; falling back to download", cache_dir)
+    url = _BLOB_URLS.get(_FILE_OF_ENCODING.get(name, name))
+    if url is None or cached_by_tiktoken(url):
+        return tiktoken.get_encoding(name)  # tiktoken's own cache first
+    return load_encoding(name)  # tokenmw's copy, then litellm's, then tiktoken's download

@@ -16,6 +16,8 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
+from tokenmw._tokens.models import base_model
+
 __all__ = ["ImageRule", "data_url_size", "image_rule_for", "image_tokens"]
 
 ASSUMED_SIZE = (1024, 768)
@@ -68,9 +70,7 @@ def image_rule_for(model: str | None) -> ImageRule:
     """The image billing rule of a model; unknown models are billed like gpt-4o."""
     if not model:
         return _GPT_4O
-    base = model.rsplit("/", 1)[-1].lower()
-    if base.startswith("ft:"):
-        base = base[3:]
+    base = base_model(model)
     for prefix, rule in _RULES_BY_PREFIX:
         if base.startswith(prefix):
             return rule

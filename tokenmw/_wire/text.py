@@ -39,11 +39,7 @@ def reply_pieces(response: Any) -> list[Piece] | None:
                 continue
             _add(pieces, index, "text", get_field(message, "content"))
             _add(pieces, index, "refusal", get_field(message, "refusal"))
-            for tool_call in get_field(message, "tool_calls") or ():
-                fn = get_field(tool_call, "function")
-                if fn is not None:
-                    _add(pieces, index, "tool", get_field(fn, "name"))
-                    _add(pieces, index, "tool", get_field(fn, "arguments"))
+            _add_tool_calls(pieces, index, get_field(message, "tool_calls"))
         return pieces
     output = get_field(response, "output")
     if isinstance(output, list):
@@ -83,14 +79,19 @@ def chunk_pieces(chunk: Any) -> list[Piece]:
         index = get_field(choice, "index")
         index = index if isinstance(index, int) else position
         _add(pieces, index, "text", get_field(delta, "content"))
-        for tool_call in get_field(delta, "tool_calls") or ():
-            fn = get_field(tool_call, "function")
-            if fn is not None:
-                _add(pieces, index, "tool", get_field(fn, "name"))
-                _add(pieces, index, "tool", get_field(fn, "arguments"))
+        _add_tool_calls(pieces, index, get_field(delta, "tool_calls"))
     return pieces
 
 
 def _add(pieces: list[Piece], index: int, kind: Kind, value: Any) -> None:
     if isinstance(value, str) and value:
         pieces.append((index, kind, value))
+
+
+def _add_tool_calls(pieces: list[Piece], index: int, tool_calls: Any) -> None:
+    """A message's tool calls, or a delta's fragments of them: each function's name and arguments."""
+    for tool_call in tool_calls or ():
+        fn = get_field(tool_call, "function")
+        if fn is not None:
+            _add(pieces, index, "tool", get_field(fn, "name"))
+            _add(pieces, index, "tool", get_field(fn, "arguments"))

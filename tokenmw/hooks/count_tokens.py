@@ -11,16 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-
 from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.hook import Hook
 from tokenmw._tokens import prices as _prices
 from tokenmw._tokens.count_cache import cache_for
-from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
 from tokenmw._wire.text import chunk_pieces, reply_pieces
-from tokenmw.telemetry._semconv import TOKENMW_TOKENS_APPROXIMATE
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -37,7 +33,8 @@ class CountTokens(Hook):
     """Record input tokens as made and as sent, output tokens, and refuse over-budget requests.
 
     ``max_input_tokens``: refuse (``TokenBudgetExceeded``, nothing sent) a request counted above
-    it; with ``None`` the model's context window is the limit where litellm's table knows it.
+    it; with ``None`` the model's context window is the limit where a price table (genai-prices,
+    else litellm's) knows it, and no limit is checked where none does.
     """
 
     name = "count_tokens"
@@ -54,21 +51,22 @@ class CountTokens(Hook):
         return f"CountTokens(max_input_tokens={self.max_input_tokens!r})"
 
     async def on_send(self, call: Call) -> None:
-        sent = await call.input_tokens()
+        sent, estimated = await call.input_count()
         original = await call.original_input_tokens()
         call.usage.input_tokens_original = original
         call.usage.input_tokens_sent = sent
-        annotate_tokens(original, sent)
-        span = trace.get_current_span()
-        if span.is_recording() and plan_request(call.operation, call.request).estimated:
-            # A model tiktoken does not know (Claude, Llama, ... behind LiteLLM) is counted with the
-            # closest encoding: the figures are approximate, and the span says so.
-            span.set_attribute(TOKENMW_TOKENS_APPROXIMATE, True)
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)
+        # The span says when a count is partly a guess, and when no budget was checked (a model
+        # whose context window no price table knows: refusing it would be a guess too).
+        notes: dict[str, Any] = {"tokens.estimated": estimated}
+        if limit is None:
+            notes["budget.off"] = "context window unknown"
+        else:
+            notes["budget.limit"] = limit
+        annotate_tokens(original, sent, **notes)
         if limit is not None and sent > limit:
-            estimated = plan_request(call.operation, call.request).estimated
             raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated)
 
     async def after(self, call: Call, response: Any) -> Any:

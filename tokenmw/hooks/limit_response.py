@@ -22,6 +22,7 @@ from opentelemetry import trace
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw._tokens.models import base_model
 from tokenmw._wire.text import reply_pieces
 from tokenmw._wire.usage import read_usage_block
 from tokenmw.hooks._cut import cut_text
@@ -260,10 +261,7 @@ def _reasons(call: Call) -> bool:
     model = call.model
     if not model:
         return False
-    base = model.rsplit("/", 1)[-1]
-    if base.startswith("ft:"):
-        base = base[3:]
-    return _REASONING_MODEL.match(base) is not None
+    return _REASONING_MODEL.match(base_model(model)) is not None
 
 
 def _include_usage(request: dict[str, Any]) -> bool:

@@ -39,9 +39,6 @@ TOKENMW_HOOK_SKIPPED = "tokenmw.hook.skipped"
 TOKENMW_TOKENS_BEFORE = "tokenmw.tokens.before"
 TOKENMW_TOKENS_AFTER = "tokenmw.tokens.after"
 TOKENMW_TOKENS_SAVED = "tokenmw.tokens.saved"
-TOKENMW_TOKENS_APPROXIMATE = "tokenmw.tokens.approximate"
-"""Set on the count_tokens span when the count is a guess: a model tiktoken does not know (counted
-with the closest encoding), or request parts whose cost is not published."""
 TOKENMW_OUTPUT_ESTIMATED = "tokenmw.usage.output_estimated"
 """Set when ``gen_ai.usage.output_tokens`` was counted locally (the API reported no usage)."""
 

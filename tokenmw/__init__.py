@@ -20,6 +20,7 @@ from tokenmw._tokens.encodings import encoding_for
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from tokenmw._clients.litellm_proxy import LiteLLMProxyHandler
     from tokenmw.hooks import Compress, CountTokens, Enhance, LimitResponse
 
 
@@ -29,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from . import hooks
 
         return getattr(hooks, name)
+    if name == "LiteLLMProxyHandler":  # imports litellm: only inside the proxy
+        from tokenmw._clients.litellm_proxy import LiteLLMProxyHandler
+
+        return LiteLLMProxyHandler
     raise AttributeError(f"module 'tokenmw' has no attribute {name!r}")
 
 __all__ = [
@@ -40,6 +45,7 @@ __all__ = [
     "Enhance",
     "Hook",
     "LimitResponse",
+    "LiteLLMProxyHandler",
     "Middleware",
     "ModelUsage",
     "OnHookError",

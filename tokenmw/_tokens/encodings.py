@@ -16,6 +16,7 @@ import threading
 
 import tiktoken
 
+from tokenmw._tokens import aliases
 from tokenmw._tokens.models import base_model
 from tokenmw._tokens.offline import cached_by_tiktoken, load_encoding
 
@@ -80,6 +81,7 @@ def encoding_name_for(model_or_encoding: str | None) -> str:
     """Name of the encoding a model (or encoding name) uses; unknown models get ``DEFAULT_ENCODING``."""
     if not model_or_encoding:
         return DEFAULT_ENCODING
+    model_or_encoding = aliases.resolve(model_or_encoding)
     cached = _name_cache.get(model_or_encoding)
     if cached is not None:
         return cached
@@ -91,7 +93,7 @@ def encoding_name_for(model_or_encoding: str | None) -> str:
 
 def is_known_model(model: str | None) -> bool:
     """Whether ``model`` maps to an encoding by name rather than by the default guess."""
-    return model is not None and _resolve_name(model) is not None
+    return model is not None and _resolve_name(aliases.resolve(model)) is not None
 
 
 def _resolve_name(model: str) -> str | None:

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from tokenmw._tokens import aliases
 from tokenmw._tokens.files import bundled_path
 from tokenmw._tokens.models import fine_tune_base, lookup_names, provider_of, strip_date, strip_provider
 
@@ -206,6 +207,7 @@ def price_for(model: str | None) -> ModelPrice | None:
     date); ``None`` when no table knows it. Reads the tables on first use."""
     if not model:
         return None
+    model = aliases.resolve(model)
     if model in _resolved:
         return _resolved[model]
     found = _find(_load(), model)
@@ -221,7 +223,10 @@ def price_source(model: str | None) -> str | None:
 
 
 def context_window(model: str | None) -> int | None:
-    """The model's maximum input tokens, where a table knows it."""
+    """The model's maximum input tokens, where the proxy's config or a table knows it."""
+    window = aliases.configured_window(model) if model else None
+    if window is not None:
+        return window
     price = price_for(model)
     return price.max_input_tokens if price is not None else None
 

@@ -68,13 +68,22 @@ def build(owner: Any, field: str, values: dict[str, Any]) -> Any:
         return values
     fields = getattr(type(owner), "model_fields", None) or {}
     info = fields.get(field)
-    cls = _model_in(info.annotation) if info is not None else None
+    cls = _model_in(info.annotation) if info is not None else _sibling_model(owner, field)
     if cls is None:
-        return _Plain(values)  # a type that declares no such field (LiteLLM's stream chunks)
+        return _Plain(values)  # a type that declares no such field, nor a class for it
     try:
         return cls.model_validate(values)
     except ValueError:  # a version of the type that requires more than we know: fields unchecked
         return cls.model_construct(**values)
+
+
+def _sibling_model(owner: Any, field: str) -> Any:
+    """The model class named after ``field`` (``usage`` -> ``Usage``) in the module of ``owner``'s
+    class: LiteLLM's stream chunks keep ``usage`` as a plain attribute, but a LiteLLM proxy
+    serializes it, so it must be the real ``Usage`` model rather than a stand-in."""
+    module = sys.modules.get(type(owner).__module__)
+    cls = getattr(module, "".join(part.title() for part in field.split("_")), None)
+    return cls if isinstance(cls, type) and hasattr(cls, "model_validate") else None
 
 
 class _Plain:

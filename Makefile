@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 FW_VENV := .venv-frameworks
 FW_STAMP := $(FW_VENV)/.installed-frameworks
 
-.PHONY: demo test test-frameworks test-all lint bench serve clean
+.PHONY: demo test test-frameworks test-all test-other-pythons lint bench serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +49,9 @@ test-frameworks: $(FW_STAMP)
 # The suite under every other CPython that pyenv has here (3.10, 3.12, 3.13), each in its own
 # venv (.venv-3.X); interpreters that are not installed are skipped and said so.
 OTHER_PYTHONS ?= 3.10 3.12 3.13
-test-all: test
+test-all: test test-other-pythons
+
+test-other-pythons:
 	@for v in $(OTHER_PYTHONS); do \
 	  py=$$(pyenv prefix $$(pyenv versions --bare | grep -E "^$$v(\.|$$)" | tail -n 1) 2>/dev/null)/bin/python; \
 	  if [ ! -x "$$py" ]; then echo "== Python $$v: not installed, skipped"; continue; fi; \

@@ -121,7 +121,11 @@ def test_fresh_install_counts_and_prices_offline_without_litellm(
 ) -> None:
     if sys.version_info < (3, 11):
         pytest.skip("genai-prices (the price table) needs Python 3.11")
-    wheelhouse = Path(pytestconfig.cache.mkdir("fresh-install-wheels"))  # type: ignore[union-attr]
+    # pytest's cache keeps the downloaded wheels between runs; without it (`-p no:cacheprovider`,
+    # as `make test-other-pythons` runs) they go to this test's own temporary directory.
+    cache = getattr(pytestconfig, "cache", None)
+    wheelhouse = Path(cache.mkdir("fresh-install-wheels")) if cache is not None else tmp_path / "wheels"
+    wheelhouse.mkdir(exist_ok=True)
     pins = [f"{name}=={version}" for name, version in sorted(_runtime_closure().items())]
     assert not any(pin.startswith("litellm==") for pin in pins), pins
     have = {_pin_of(wheel) for wheel in wheelhouse.glob("*.whl")}

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tokenmw._compress import clear_cache, compress_text
-from tokenmw._compress.protect import fence_spans, inline_codes
+from tokenmw._compress.protect import fence_spans, inline_code_spans
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -129,7 +129,7 @@ def test_protected_regions_survive(parts: list[tuple[str, str]], level: str) -> 
                     line in a.split("\n") or "[×" in line or "similar lines …]" in line
                     for line in b.split("\n")
                 )
-    spans = set(inline_codes(text))
+    spans = {text[s:e] for s, e in inline_code_spans(text)}
     pos = 0
     for p, sep in parts:
         at, pos = pos, pos + len(p) + len(sep)

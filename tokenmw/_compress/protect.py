@@ -172,11 +172,6 @@ def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tu
     return spans
 
 
-def inline_codes(text: str) -> list[str]:
-    """Every inline code span in ``text``, in order."""
-    return [text[s:e] for s, e in inline_code_spans(text)]
-
-
 class Regions:
     """The protected regions of one text: placeholder ``i`` stands for ``self.texts[i]``."""
 

@@ -127,11 +127,6 @@ def _load() -> _Tables:
         return _tables
 
 
-def loaded() -> bool:
-    """Whether the tables were read already (so lookups never touch the disk)."""
-    return _tables is not None
-
-
 _preload_thread: threading.Thread | None = None
 
 

@@ -245,7 +245,10 @@ def test_responses_stream_event_sequence(live_server: EmbeddedServer, sync_clien
     assert final.usage.input_tokens == server_rule(request)
     (billed,) = [r.billed for r in live_server.requests]
     assert billed is not None and billed.reported and billed.response_id == final.id
-    assert (billed.input_tokens, billed.output_tokens) == (final.usage.input_tokens, final.usage.output_tokens)
+    assert (billed.input_tokens, billed.output_tokens) == (
+        final.usage.input_tokens,
+        final.usage.output_tokens,
+    )
     (record,) = live_server.streams
     assert record.wait(5) and record.completed and record.chunks_sent == len(events)
 
@@ -599,7 +602,9 @@ def test_stream_without_usage_is_billed_but_not_reported(
 ) -> None:
     chunks = list(sync_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
     with pytest.raises(openai.RateLimitError):
-        sync_client.chat.completions.create(model=MODEL, messages=MESSAGES, extra_headers={"x-tokenmw-error": "429"})
+        sync_client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, extra_headers={"x-tokenmw-error": "429"}
+        )
 
     streamed, failed = live_server.requests
     assert streamed.billed is not None and not streamed.billed.reported

@@ -20,9 +20,10 @@ tokenmw's counter so that tests can tell what the API reported from what tokenmw
 (``_billing``): input tokens are a fixed base, a few tokens per message, item and tool, and the
 tokens of every string value in the input fields; output tokens are the tokens of what was written;
 both in the model's encoding, plus the offsets below. What each request was billed is on its
-record (``server.requests[-1].billed``). A request's output cap (``max_completion_tokens``/``max_tokens``, ``max_output_tokens``)
-cuts the reply to that many tokens with ``finish_reason="length"`` (chat) or
-``status="incomplete"`` and a closing ``response.incomplete`` event (responses), unless
+record (``server.requests[-1].billed``). A request's output cap (``max_completion_tokens``/
+``max_tokens``, ``max_output_tokens``) cuts the reply to that many tokens with
+``finish_reason="length"`` (chat) or ``status="incomplete"`` and a closing
+``response.incomplete`` event (responses), unless
 ``ignore_max_tokens`` is set.
 
 Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()``):
@@ -50,8 +51,9 @@ Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()
 
 What the server saw is on the server object: ``server.requests`` (``RequestRecord``: method, path,
 lower-case headers, parsed body, ``billed``: a ``Billed`` with the input and output tokens, whether
-the response reported them, and the response id the client sees) and ``server.streams`` (``StreamRecord``: chunks sent of the total,
-``disconnected``, ``completed``; ``record.wait(timeout)`` blocks until the server is done with it).
+the response reported them, and the response id the client sees) and ``server.streams``
+(``StreamRecord``: chunks sent of the total, ``disconnected``, ``completed``;
+``record.wait(timeout)`` blocks until the server is done with it).
 A client that closes a stream early is noticed during the pause between events, and the server
 stops generating. ``server.reset()`` clears both logs.
 

@@ -11,7 +11,8 @@ It answers like the API, over real HTTP, so the real ``openai`` client runs end 
         server.requests[-1].body  # what reached the wire
 
 Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/responses`` (both with ``stream``), and
-``GET /v1/models``. Any ``Authorization`` is accepted. Other paths get a 404 and a bad body a 400,
+``GET /v1/models``, and Azure OpenAI's paths for the first two (``/openai/deployments/NAME/...``).
+Any ``Authorization`` (or ``api-key``) is accepted. Other paths get a 404 and a bad body a 400,
 both with an OpenAI error body, so the client raises ``NotFoundError`` / ``BadRequestError``.
 
 The reply is plain English, the same text for the same settings whatever the prompt (hooks rewrite

@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import select
 import socket
 import time
@@ -118,13 +119,14 @@ class Handler(BaseHTTPRequestHandler):
                 self._pause(settings.latency)
                 self._send_error(settings.error_status, "Error requested by the x-tokenmw-error header.")
                 return
-            if method == "POST" and path in _POST_ROUTES:
+            route = _AZURE_PATH.sub(r"/v1\1", path)
+            if method == "POST" and route in _POST_ROUTES:
                 if parse_error or not isinstance(body, dict):
                     raise BadRequest(
                         "We could not parse the JSON body of your request. (HINT: This likely means you "
                         "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
                     )
-                _POST_ROUTES[path](self, body, settings)
+                _POST_ROUTES[route](self, body, settings)
             elif method == "GET" and path == "/v1/models":
                 self._send_json(200, payloads.models_list(int(time.time())))
             else:
@@ -381,6 +383,10 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(max(0.0, deadline - time.monotonic()))
             return
 
+
+# Azure OpenAI's paths (``AzureOpenAI(azure_endpoint=server.url, ...)``): the deployment is in the
+# path, the key in an ``api-key`` header; answered as the OpenAI paths are.
+_AZURE_PATH = re.compile(r"^/openai(?:/deployments/[^/]+)?(/chat/completions|/responses)$")
 
 _POST_ROUTES = {
     "/v1/chat/completions": Handler._chat,

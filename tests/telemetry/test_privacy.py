@@ -103,9 +103,7 @@ def openai_calls(client: Any, replies: list[str]) -> None:
     """Chat, Responses, both streamed, and API errors, through one wrapped sync client."""
     messages = [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": PROMPT}]
     replies.append(chat_text(client.chat.completions.create(model=MODEL, messages=messages)))
-    replies.append(
-        client.responses.create(model=MODEL, instructions=INSTRUCTIONS, input=PROMPT).output_text
-    )
+    replies.append(client.responses.create(model=MODEL, instructions=INSTRUCTIONS, input=PROMPT).output_text)
     stream = client.chat.completions.create(
         model=MODEL, messages=messages, stream=True, stream_options={"include_usage": True}
     )

@@ -77,6 +77,8 @@ class Enhance(Hook):
 def with_instruction(messages: list[Any], text: str) -> list[Any] | None:
     """A new message list carrying ``text`` at the end of the first system/developer message, or
     ``None`` when it already carries it or that message has a shape we do not know."""
+    if not messages:
+        return None  # no conversation: the API refuses it, and an added message would hide that
     for i, message in enumerate(messages):
         if get_field(message, "role") in _SYSTEM_ROLES:
             if not isinstance(message, Mapping):

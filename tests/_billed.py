@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tokenmw.server import EmbeddedServer, RequestRecord
+from tokenmw.server import EmbeddedServer, RequestRecord, StreamRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +26,12 @@ class BilledTotals:
     output_tokens_reported: int
 
 
-def billed(records: Iterable[RequestRecord]) -> BilledTotals:
-    """Totals of what the server billed for ``records`` (errors bill nothing)."""
+def billed(records: Iterable[RequestRecord], streams: Iterable[StreamRecord] = ()) -> BilledTotals:
+    """Totals of what the server billed for ``records`` (errors bill nothing). A stream in
+    ``streams`` that the client left early never delivered its usage: billed, not reported."""
     rows = [r.billed for r in records if r.billed is not None]
-    reported = [b for b in rows if b.reported]
+    cut = {s.id for s in streams if s.disconnected}
+    reported = [b for b in rows if b.reported and b.response_id not in cut]
     return BilledTotals(
         requests=len(rows),
         input_tokens=sum(b.input_tokens for b in rows),
@@ -41,7 +43,7 @@ def billed(records: Iterable[RequestRecord]) -> BilledTotals:
 
 def server_billed(server: EmbeddedServer) -> BilledTotals:
     """Totals over every request the server has recorded since its last ``reset()``."""
-    return billed(server.requests)
+    return billed(server.requests, server.streams)
 
 
 def last_billed(server: EmbeddedServer) -> tuple[int, int]:

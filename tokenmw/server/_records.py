@@ -22,8 +22,9 @@ class Billed:
     input_tokens: int
     output_tokens: int
     reported: bool
-    """Whether the response carried this usage (a chat stream without ``include_usage`` does not:
-    billed all the same, as the API does)."""
+    """Whether the response carries this usage (a chat stream without ``include_usage`` does not:
+    billed all the same, as the API does; a stream the client leaves early never delivers it, see
+    the ``StreamRecord`` with the same id)."""
     response_id: str
     """The ``id`` of the completion or response, which the client sees: ties an answer to its request."""
 

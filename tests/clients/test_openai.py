@@ -438,9 +438,12 @@ def test_azure_clients_are_wrapped_and_named_for_telemetry(live_server: Embedded
     )
     client = Middleware([Provider()]).wrap(azure)
     assert isinstance(client, openai.AzureOpenAI)
-    with pytest.raises(openai.NotFoundError):  # the embedded server has no Azure deployment paths
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(resp, ChatCompletion) and resp.choices[0].message.content
     assert seen == ["azure.ai.openai"]
+    record = live_server.requests[-1]  # the Azure path and header, answered as the OpenAI ones
+    assert record.path == "/openai/deployments/gpt-4o-mini/chat/completions"
+    assert record.headers["api-key"] == "test-key"
 
 
 def test_interrupted_sync_call_is_never_sent_later(

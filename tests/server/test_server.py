@@ -621,3 +621,21 @@ def test_a_pathologically_deep_body_is_billed_without_crashing(sync_client: Open
         model=MODEL, input=[{"role": "user", "content": "hi"}], metadata=None, extra_body={"tools": deep}
     )
     assert completion.usage is not None and completion.usage.input_tokens > _billing.INPUT_BASE
+
+
+def test_azure_paths_are_answered_like_the_openai_ones(live_server: EmbeddedServer) -> None:
+    azure = openai.AzureOpenAI(
+        api_key="azure-key", azure_endpoint=live_server.url, api_version="2024-10-21", max_retries=0
+    )
+    completion = azure.chat.completions.create(model="my-deployment", messages=MESSAGES)
+    response = azure.responses.create(model="my-deployment", input="Hello")
+    azure.close()
+
+    assert completion.choices[0].message.content == reply_text(WORDS)
+    assert response.output_text == reply_text(WORDS)
+    chat, responses = live_server.requests
+    assert chat.path == "/openai/deployments/my-deployment/chat/completions"
+    assert responses.path == "/openai/responses"
+    assert chat.headers["api-key"] == "azure-key"
+    status, _ = raw_post(live_server, "/openai/deployments/x/embeddings", b"{}")
+    assert status == 404

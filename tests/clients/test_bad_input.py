@@ -112,6 +112,13 @@ ROWS = [
         "deep-brackets-text",
         "chat",
         chat(messages=[{"role": "user", "content": "[" * 20_000 + "]" * 20_000}]),
+        unchanged=False,
+    ),
+    Row(
+        "bracket-lines-deeper-than-json-parses",
+        "chat",
+        chat(messages=[{"role": "user", "content": "[\n" * 10_000 + "]\n" * 10_000}]),
+        unchanged=False,
     ),
     Row("tool-message-without-id", "chat", chat(messages=[USER, {"role": "tool", "content": "42"}])),
     Row(

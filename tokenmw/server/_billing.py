@@ -35,10 +35,22 @@ _MAX_DEPTH = 64
 """Deeper structures are billed at this depth only: a pathological body must not crash the server."""
 
 
-@lru_cache(maxsize=4096)
+_CACHED_CHARS = 65_536
+"""Longer texts are encoded every time: the cache must not hold megabytes of test prompts."""
+
+
 def text_tokens(encoding_name: str, text: str) -> int:
     """Tokens of ``text`` in the encoding; cached, since the same texts come back turn after turn."""
+    if len(text) > _CACHED_CHARS:
+        return _encoded_length(encoding_name, text)
+    return _cached_length(encoding_name, text)
+
+
+def _encoded_length(encoding_name: str, text: str) -> int:
     return len(encoding_for(encoding_name).encode(text, disallowed_special=()))
+
+
+_cached_length = lru_cache(maxsize=4096)(_encoded_length)
 
 
 def input_tokens(encoding_name: str, request: Mapping[str, Any], offset: int = 0) -> int:

@@ -48,6 +48,7 @@ SHARED_DOC = "\n".join(
 def load_server() -> Iterator[EmbeddedServer]:
     # Its own server: the shared one keeps 1,000 records, fewer than this test makes.
     with EmbeddedServer(port=0, reply_words=WORDS, max_records=4 * CALLS) as server:
+        assert server.base_url.startswith("http://127.0.0.1:")  # loopback only
         yield server
 
 

@@ -17,6 +17,7 @@ from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw.hooks._checks import whole_number
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -48,10 +49,8 @@ class Compress(Hook):
     ) -> None:
         if level not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
-        if min_tokens < 0:
-            raise ValueError("min_tokens must be >= 0")
-        if max_input_tokens is not None and max_input_tokens <= 0:
-            raise ValueError("max_input_tokens must be a positive number of tokens")
+        whole_number("min_tokens", min_tokens, 0)
+        whole_number("max_input_tokens", max_input_tokens, 1, optional=True)
         self.level: Level = level
         self.min_tokens = min_tokens
         self.max_input_tokens = max_input_tokens

@@ -17,6 +17,7 @@ from tokenmw._tokens import prices as _prices
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
 from tokenmw._wire.text import chunk_pieces, reply_pieces
+from tokenmw.hooks._checks import whole_number
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -41,8 +42,7 @@ class CountTokens(Hook):
     sync_fast_path = True
 
     def __init__(self, max_input_tokens: int | None = None) -> None:
-        if max_input_tokens is not None and max_input_tokens < 0:
-            raise ValueError(f"max_input_tokens must be >= 0, got {max_input_tokens}")
+        whole_number("max_input_tokens", max_input_tokens, 0, optional=True)
         self.max_input_tokens = max_input_tokens
         if max_input_tokens is None:
             _prices.preload()  # context windows: read the table off the call path

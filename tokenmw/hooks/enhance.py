@@ -15,6 +15,7 @@ from opentelemetry import trace
 
 from tokenmw._core.hook import Hook
 from tokenmw._wire.fields import get_field
+from tokenmw.hooks._checks import whole_number
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ class Enhance(Hook):
     sync_fast_path = True
 
     def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
-        if max_words is not None and (isinstance(max_words, bool) or max_words <= 0):
-            raise ValueError("max_words must be a positive number")
+        whole_number("max_words", max_words, 1, optional=True)
+        if instruction is not None and not (isinstance(instruction, str) and instruction.strip()):
+            raise ValueError(f"instruction must be a non-blank string or None, got {instruction!r}")
         parts = []
         if max_words is not None:
             parts.append(f"Answer in at most {max_words} words.")
@@ -75,6 +77,8 @@ class Enhance(Hook):
 def with_instruction(messages: list[Any], text: str) -> list[Any] | None:
     """A new message list carrying ``text`` at the end of the first system/developer message, or
     ``None`` when it already carries it or that message has a shape we do not know."""
+    if not messages:
+        return None  # no conversation: the API refuses it, and an added message would hide that
     for i, message in enumerate(messages):
         if get_field(message, "role") in _SYSTEM_ROLES:
             if not isinstance(message, Mapping):

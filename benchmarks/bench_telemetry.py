@@ -233,7 +233,8 @@ asyncio.run(main())
 def run_variant(variant: str, rounds: int, calls: int, worker: str = WORKER) -> dict[str, Any]:
     here = Path(__file__).resolve().parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here.parent), str(here), os.environ.get("PYTHONPATH")]))
+    paths = [str(here.parent), str(here), os.environ.get("PYTHONPATH")]  # here: bench_counting
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     done = subprocess.run(
         [sys.executable, "-c", worker, variant, str(rounds), str(calls)],
         capture_output=True,
@@ -256,11 +257,16 @@ def cpu_table() -> bool:
         f" process), warm ~2k-token 10-message agent turn, four built-in hooks; {PASSES} passes x"
         f" {rounds} alternating blocks of {block} calls per client"
     )
-    runs = {name: [run_variant(v, rounds, block, CPU_WORKER) for _ in range(PASSES)] for name, v in CPU_VARIANTS.items()}
+    runs = {
+        name: [run_variant(variant, rounds, block, CPU_WORKER) for _ in range(PASSES)]
+        for name, variant in CPU_VARIANTS.items()
+    }
     print(f"\n{'variant':<24} {'raw':>9} {'wrapped':>9} {'added':>9} {'ratio':>6} {'target':>9}")
     met = True
     for name, samples in runs.items():
-        raw, wrapped, added = (statistics.median(r[key] for r in samples) * 1e6 for key in ("raw", "wrapped", "added"))
+        raw, wrapped, added = (
+            statistics.median(r[key] for r in samples) * 1e6 for key in ("raw", "wrapped", "added")
+        )
         ok = added <= CPU_TARGET_US[name]
         met = met and ok
         print(
@@ -271,7 +277,9 @@ def cpu_table() -> bool:
     phases = sorted({key for samples in runs.values() for r in samples for key in r["hooks"]})
     print(f"{'phase':<24}" + "".join(f" {name:>24}" for name in runs))
     for phase in phases:
-        cells = [statistics.median(r["hooks"].get(phase, 0.0) for r in samples) * 1e6 for samples in runs.values()]
+        cells = [
+            statistics.median(r["hooks"].get(phase, 0.0) for r in samples) * 1e6 for samples in runs.values()
+        ]
         print(f"{phase:<24}" + "".join(f" {c:>22.1f}µs" for c in cells))
     return met
 

@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import trace
-
 from tokenmw._core.call import Call
 from tokenmw._core.errors import TokenmwError
 from tokenmw._core.hook import Hook, defined_phases
@@ -143,8 +141,8 @@ class Chain:
             if hook_span is None:
                 await method(call)
             else:
-                # tel.hook_span_error records a failure (once); use_span only sets the status.
-                with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
+                # tel.hook_span_error records a failure (once); in_hook_span only sets the status.
+                with tel.in_hook_span(hook_span):
                     await method(call)
         except TokenmwError:
             raise  # a deliberate refusal (e.g. a token budget), not a broken hook
@@ -164,7 +162,7 @@ class Chain:
         try:
             if hook_span is None:
                 return await layer.hook.after(call, response)
-            with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
+            with tel.in_hook_span(hook_span):
                 return await layer.hook.after(call, response)
         except TokenmwError:
             raise

@@ -157,8 +157,7 @@ class LimitResponse(Hook):
         encoding = await encoding_for_async(call.model)
         call.state[_STATE] = LimitPlan(limit, encoding, include_usage=_include_usage(call.request))
         if span.is_recording():
-            span.set_attribute(ATTR_MAX_TOKENS, limit)
-            span.set_attribute(ATTR_REQUEST_MAX_TOKENS, sent)
+            span.set_attributes({ATTR_MAX_TOKENS: limit, ATTR_REQUEST_MAX_TOKENS: sent})
 
     # -- complete responses -----------------------------------------------------------------------
 
@@ -167,11 +166,18 @@ class LimitResponse(Hook):
         if plan is None or plan.encoding is None:
             return response
         limit, encoding = plan.limit, plan.encoding
-        limiter = _limit_responses if get(response, "output") is not None else _limit_chat
-        if _text_size(response) > INLINE_ENCODE_LIMIT:
-            result = await asyncio.to_thread(limiter, response, limit, encoding)
+        reported = _visible_reported(response)
+        if reported is not None and reported <= limit:
+            # The provider kept to the cap (the common case): nothing to walk or encode.
+            result: _Limited = (response, reported, False, None)
         else:
-            result = limiter(response, limit, encoding)
+            # The operation first: asking a pydantic chat completion for ``output`` is a miss (~1 µs).
+            responses = call.operation == "responses" and get(response, "output") is not None
+            limiter = _limit_responses if responses else _limit_chat
+            if _text_size(response) > INLINE_ENCODE_LIMIT:
+                result = await asyncio.to_thread(limiter, response, limit, encoding)
+            else:
+                result = limiter(response, limit, encoding)
         response, plan.output_tokens, plan.truncated, reason = result
         plan.skipped = plan.skipped or reason
         _annotate(trace.get_current_span(), limit, plan.output_tokens, plan.truncated, plan.skipped)
@@ -371,13 +377,14 @@ def _annotate(
 ) -> None:
     if not span.is_recording():
         return
-    span.set_attribute(ATTR_MAX_TOKENS, limit)
+    attrs: dict[str, Any] = {ATTR_MAX_TOKENS: limit}  # one call: the SDK takes a lock per call
     if output_tokens is not None:
-        span.set_attribute(ATTR_OUTPUT_TOKENS, output_tokens)
+        attrs[ATTR_OUTPUT_TOKENS] = output_tokens
     if truncated is not None:
-        span.set_attribute(ATTR_TRUNCATED, truncated)
+        attrs[ATTR_TRUNCATED] = truncated
     if skipped is not None:
-        span.set_attribute(ATTR_SKIPPED, skipped)
+        attrs[ATTR_SKIPPED] = skipped
+    span.set_attributes(attrs)
 
 
 def _visible_reported(response: Any) -> int | None:

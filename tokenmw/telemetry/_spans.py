@@ -51,6 +51,7 @@ __all__ = [
     "end_call_span",
     "end_hook_span",
     "hook_span_error",
+    "in_hook_span",
     "observe_chunk",
     "sdk_configured",
     "set_usage_reporting",
@@ -176,6 +177,20 @@ class current:  # lower-case: it reads as a function, ``with current(span):``
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             otel_context.detach(self._token)  # type: ignore[arg-type]
+
+
+class in_hook_span(current):  # lower-case, like ``current``
+    """``current`` for a hook phase's span, which an exception leaving the phase marks as an error,
+    as ``trace.use_span`` does (its status, not the exception: the chain records a hook's failure
+    once). A class, not ``use_span`` (a generator context manager): ~0.6 µs a phase instead of ~2."""
+
+    __slots__ = ()
+
+    def __exit__(self, exc_type: object = None, error: object = None, tb: object = None) -> None:
+        super().__exit__()
+        span = self._span
+        if isinstance(error, Exception) and span is not None and span.is_recording():
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
 
 
 # -- call spans ----------------------------------------------------------------------------------
@@ -428,6 +443,22 @@ def _observe_chat_chunk(record: _CallRecord, chunk: Any) -> None:
 # -- hook spans ----------------------------------------------------------------------------------
 
 
+_hook_span_made: dict[tuple[str, str], tuple[str, dict[str, str]]] = {}
+"""Name and start attributes of each hook phase's span, made once (the SDK copies the attributes)."""
+
+
+def _hook_span_args(hook_name: str, phase: str) -> tuple[str, dict[str, str]]:
+    args = _hook_span_made.get((hook_name, phase))
+    if args is None:
+        args = (
+            f"tokenmw.{hook_name}.{phase}",
+            {sc.TOKENMW_HOOK_NAME: hook_name, sc.TOKENMW_HOOK_PHASE: phase},
+        )
+        if len(_hook_span_made) < 4096:
+            _hook_span_made[hook_name, phase] = args
+    return args
+
+
 def start_hook_span(hook_name: str, phase: str) -> Span:
     """An INTERNAL span for one hook phase, child of the current (call) span.
 
@@ -436,10 +467,8 @@ def start_hook_span(hook_name: str, phase: str) -> Span:
     parent = trace.get_current_span()
     tracer = _tracer
     if tracer is not None and parent.is_recording():
-        span = tracer.start_span(
-            f"tokenmw.{hook_name}.{phase}",
-            attributes={sc.TOKENMW_HOOK_NAME: hook_name, sc.TOKENMW_HOOK_PHASE: phase},
-        )
+        name, attributes = _hook_span_args(hook_name, phase)
+        span = tracer.start_span(name, attributes=attributes)
     elif _instruments is None:
         return parent
     else:  # metrics only, or sampled out: a span of its own, so the hook's timing has a key
@@ -474,8 +503,11 @@ def annotate_tokens(before: int, after: int, **extra: Any) -> None:
     """Put tokens before/after/saved (and ``extra`` as ``tokenmw.<key>``) on the current hook span."""
     span = trace.get_current_span()
     if span.is_recording():
-        span.set_attribute(sc.TOKENMW_TOKENS_BEFORE, before)
-        span.set_attribute(sc.TOKENMW_TOKENS_AFTER, after)
-        span.set_attribute(sc.TOKENMW_TOKENS_SAVED, before - after)
+        attrs: dict[str, Any] = {  # one call: the SDK takes its lock once, not per attribute
+            sc.TOKENMW_TOKENS_BEFORE: before,
+            sc.TOKENMW_TOKENS_AFTER: after,
+            sc.TOKENMW_TOKENS_SAVED: before - after,
+        }
         for key, value in extra.items():
-            span.set_attribute(f"tokenmw.{key}", value)
+            attrs[f"tokenmw.{key}"] = value
+        span.set_attributes(attrs)

@@ -186,8 +186,9 @@ class in_hook_span(current):  # lower-case, like ``current``
 
     __slots__ = ()
 
-    def __exit__(self, exc_type: object = None, error: object = None, tb: object = None) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         super().__exit__()
+        error = exc_info[1] if len(exc_info) > 1 else None
         span = self._span
         if isinstance(error, Exception) and span is not None and span.is_recording():
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))

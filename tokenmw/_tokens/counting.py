@@ -168,7 +168,7 @@ def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
 
 
 def _as_mapping(obj: Any) -> Mapping[str, Any] | None:
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # dict first: an ABC check costs ~1 µs
         return obj
     dump = getattr(obj, "model_dump", None)
     if dump is None:

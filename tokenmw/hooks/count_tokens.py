@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import trace
+
 from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.hook import Hook
 from tokenmw._tokens import prices as _prices
@@ -58,14 +60,15 @@ class CountTokens(Hook):
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)
-        # The span says when a count is partly a guess, and when no budget was checked (a model
-        # whose context window no price table knows: refusing it would be a guess too).
-        notes: dict[str, Any] = {"tokens.estimated": estimated}
-        if limit is None:
-            notes["budget.off"] = "context window unknown"
-        else:
-            notes["budget.limit"] = limit
-        annotate_tokens(original, sent, **notes)
+        if trace.get_current_span().is_recording():
+            # The span says when a count is partly a guess, and when no budget was checked (a model
+            # whose context window no price table knows: refusing it would be a guess too).
+            notes: dict[str, Any] = {"tokens.estimated": estimated}
+            if limit is None:
+                notes["budget.off"] = "context window unknown"
+            else:
+                notes["budget.limit"] = limit
+            annotate_tokens(original, sent, **notes)
         if limit is not None and sent > limit:
             raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated)
 

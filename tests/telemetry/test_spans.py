@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tokenmw import Call, CountTokens, Hook, Middleware, TokenBudgetExceeded
+from tokenmw import Call, Compress, CountTokens, Enhance, Hook, LimitResponse, Middleware, TokenBudgetExceeded
 from tokenmw.server import EmbeddedServer
 from tokenmw.telemetry import _semconv as sc
 from tokenmw.telemetry import _spans as tel
@@ -284,6 +284,29 @@ def test_skipped_hook_span(otel: Capture, sync_client: openai.OpenAI) -> None:
     assert [e.name for e in broken.events] == ["exception"]
     assert_child(broken, call_span)
     assert_child(otel.span("tokenmw.shorten.before"), call_span)  # the next hook still ran
+
+
+def test_builtin_hooks_note_on_their_own_spans(otel: Capture, sync_client: openai.OpenAI) -> None:
+    # The built-in hooks' spans are not made current (they start no spans of their own): what
+    # they note must still land on their phase's span, never on the call span.
+    hooks = [Compress(min_tokens=0), Enhance(max_words=50), LimitResponse(max_tokens=64), CountTokens()]
+    Middleware(hooks).wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    call_span = otel.span(CALL)
+    expected = {
+        "tokenmw.compress.before": "tokenmw.compress.level",
+        "tokenmw.enhance.before": "tokenmw.enhance.added",
+        "tokenmw.limit_response.before": "tokenmw.limit.request_max_tokens",
+        "tokenmw.limit_response.after": "tokenmw.limit.output_tokens",
+        "tokenmw.count_tokens.on_send": "tokenmw.budget.limit",
+    }
+    for name, key in expected.items():
+        span = otel.span(name)
+        assert key in attrs(span), name
+        assert key not in attrs(call_span), key
+        assert_child(span, call_span)
+    assert attrs(otel.span("tokenmw.enhance.before"))[sc.TOKENMW_TOKENS_AFTER] > attrs(
+        otel.span("tokenmw.enhance.before")
+    )[sc.TOKENMW_TOKENS_BEFORE]
 
 
 def test_refusal_marks_the_hook_span_as_failed(otel: Capture, sync_client: openai.OpenAI) -> None:

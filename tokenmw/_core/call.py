@@ -64,6 +64,7 @@ class Call:
     __slots__ = (
         "_counted",
         "_original_plan",
+        "_phase_span",
         "_plan_memo",
         "_stream_end",
         "client",
@@ -105,6 +106,8 @@ class Call:
         # their change, on spans), mostly of a request nobody changed since the last ask.
         self._plan_memo: tuple[list[Any], CountPlan] | None = None
         self._counted: list[tuple[CountPlan, Any, int]] = []
+        self._phase_span: Any = None
+        """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
 
     def __repr__(self) -> str:
         return f"Call(operation={self.operation!r}, model={self.model!r}, stream={self.stream})"

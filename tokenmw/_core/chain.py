@@ -41,7 +41,7 @@ Send = Callable[[Call], Awaitable[Any]]
 class _Layer:
     """A hook and the phases it defines, resolved once."""
 
-    __slots__ = ("after", "before", "hook", "index", "name", "wrap")
+    __slots__ = ("after", "before", "hook", "index", "name", "span_current", "wrap")
 
     def __init__(self, hook: Hook, index: int) -> None:
         phases = defined_phases(hook)
@@ -51,6 +51,7 @@ class _Layer:
         self.before = "before" in phases
         self.wrap = "wrap" in phases
         self.after = "after" in phases
+        self.span_current = bool(getattr(hook, "_span_current", True))
 
 
 class Chain:
@@ -141,8 +142,8 @@ class Chain:
             if hook_span is None:
                 await method(call)
             else:
-                # tel.hook_span_error records a failure (once); in_hook_span only sets the status.
-                with tel.in_hook_span(hook_span):
+                # tel.hook_span_error records a failure (once); hook_phase only sets the status.
+                with tel.hook_phase(hook_span, call, layer.span_current):
                     await method(call)
         except TokenmwError:
             raise  # a deliberate refusal (e.g. a token budget), not a broken hook
@@ -162,7 +163,7 @@ class Chain:
         try:
             if hook_span is None:
                 return await layer.hook.after(call, response)
-            with tel.in_hook_span(hook_span):
+            with tel.hook_phase(hook_span, call, layer.span_current):
                 return await layer.hook.after(call, response)
         except TokenmwError:
             raise

@@ -28,6 +28,7 @@ from tokenmw._wire.usage import read_usage_block
 from tokenmw.hooks._cut import cut_text
 from tokenmw.hooks._limit_streams import ChatStream, LimitPlan, ResponsesStream
 from tokenmw.hooks._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs
+from tokenmw.telemetry._spans import phase_span
 
 if TYPE_CHECKING:
     import tiktoken
@@ -108,6 +109,7 @@ class LimitResponse(Hook):
 
     name = "limit_response"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(
         self,
@@ -135,7 +137,7 @@ class LimitResponse(Hook):
     # -- request ----------------------------------------------------------------------------------
 
     async def before(self, call: Call) -> None:
-        span = trace.get_current_span()
+        span = phase_span(call)
         skipped = _protected_request(call.request)
         if skipped is not None:
             call.state[_STATE] = LimitPlan(self.max_tokens, None, skipped=skipped)
@@ -180,7 +182,7 @@ class LimitResponse(Hook):
                 result = limiter(response, limit, encoding)
         response, plan.output_tokens, plan.truncated, reason = result
         plan.skipped = plan.skipped or reason
-        _annotate(trace.get_current_span(), limit, plan.output_tokens, plan.truncated, plan.skipped)
+        _annotate(phase_span(call), limit, plan.output_tokens, plan.truncated, plan.skipped)
         return response
 
     # -- streams ----------------------------------------------------------------------------------

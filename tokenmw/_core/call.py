@@ -202,4 +202,3 @@ def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | N
                 return None
             key.extend(item)
     return key
-

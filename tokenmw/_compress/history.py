@@ -118,8 +118,7 @@ def _extend(parent: Step, kind: str) -> _Index:
     if (len(deduper._seen), len(lines.first), len(lines.texts)) == (parent.seen, parent.firsts, parent.texts):
         return index
     copy = Deduper(kind)
-    seen = iter(deduper._seen.items())
-    copy._seen = dict(next(seen) for _ in range(parent.seen))
+    copy._seen = dict(itertools.islice(deduper._seen.items(), parent.seen))
     return _Index(copy, lines.copy(parent.firsts, parent.texts))
 
 

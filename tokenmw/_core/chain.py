@@ -18,8 +18,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import trace
-
 from tokenmw._core.call import Call
 from tokenmw._core.errors import TokenmwError
 from tokenmw._core.hook import Hook, defined_phases
@@ -43,7 +41,7 @@ Send = Callable[[Call], Awaitable[Any]]
 class _Layer:
     """A hook and the phases it defines, resolved once."""
 
-    __slots__ = ("after", "before", "hook", "index", "name", "wrap")
+    __slots__ = ("after", "before", "hook", "index", "name", "span_current", "wrap")
 
     def __init__(self, hook: Hook, index: int) -> None:
         phases = defined_phases(hook)
@@ -53,6 +51,7 @@ class _Layer:
         self.before = "before" in phases
         self.wrap = "wrap" in phases
         self.after = "after" in phases
+        self.span_current = bool(getattr(hook, "_span_current", True))
 
 
 class Chain:
@@ -143,8 +142,8 @@ class Chain:
             if hook_span is None:
                 await method(call)
             else:
-                # tel.hook_span_error records a failure (once); use_span only sets the status.
-                with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
+                # tel.hook_span_error records a failure (once); hook_phase only sets the status.
+                with tel.hook_phase(hook_span, call, layer.span_current):
                     await method(call)
         except TokenmwError:
             raise  # a deliberate refusal (e.g. a token budget), not a broken hook
@@ -164,7 +163,7 @@ class Chain:
         try:
             if hook_span is None:
                 return await layer.hook.after(call, response)
-            with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
+            with tel.hook_phase(hook_span, call, layer.span_current):
                 return await layer.hook.after(call, response)
         except TokenmwError:
             raise

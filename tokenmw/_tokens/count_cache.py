@@ -115,17 +115,18 @@ class TokenCache:
         missing: list[tuple[int | None, str]] | None = None
         missing_chars = 0
         for text in texts:
-            if len(text) > INLINE_HASH_LIMIT:
+            size = len(text)
+            if size > INLINE_HASH_LIMIT:
                 key: int | None = None  # hashed in the worker
                 n = None
             else:
-                key = _key(text)
+                key = hash(text) ^ (size << 32)  # _key, inlined: this loop runs per text per count
                 n = counts.get(key)
             if n is None:
                 if missing is None:
                     missing = []
                 missing.append((key, text))
-                missing_chars += len(text)
+                missing_chars += size
             else:
                 total += n
         if missing is None:

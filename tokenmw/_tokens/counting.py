@@ -146,6 +146,11 @@ def plan_chat(
 
 
 def _iterable(value: Any) -> TypeGuard[Iterable[Any]]:
+    # The common answers first: an ABC ``isinstance`` costs ~1 us, several times per count.
+    if value is None:
+        return False
+    if type(value) is list or type(value) is tuple:
+        return True
     return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
 
 
@@ -163,7 +168,7 @@ def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
 
 
 def _as_mapping(obj: Any) -> Mapping[str, Any] | None:
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # dict first: an ABC check costs ~1 µs
         return obj
     dump = getattr(obj, "model_dump", None)
     if dump is None:

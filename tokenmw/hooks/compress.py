@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, get_args
 
-from opentelemetry import trace
-
 from tokenmw._compress import Level, Report, compress_chat, compress_responses
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import Hook
@@ -18,7 +16,7 @@ from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
 from tokenmw.hooks._checks import whole_number
-from tokenmw.telemetry._spans import annotate_tokens
+from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
@@ -43,6 +41,7 @@ class Compress(Hook):
 
     name = "compress"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(
         self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None
@@ -70,7 +69,7 @@ class Compress(Hook):
             request.get("instructions"), str
         ):
             return
-        recording = trace.get_current_span().is_recording()
+        recording = phase_span(call).is_recording()
         before = await call.input_tokens() if self.min_tokens or recording else 0
         if before < self.min_tokens:
             return
@@ -83,7 +82,7 @@ class Compress(Hook):
                 report = self._apply(call, original, cut)
         call.state[self.name] = report
         if recording:
-            annotate_tokens(before, await call.input_tokens(), **_attributes(self.level, report))
+            annotate_phase(call, before, await call.input_tokens(), **_attributes(self.level, report))
 
     def _apply(self, call: Call, original: dict[str, Any], drop: range) -> Report:
         """Compress the request as the caller made it (dropping ``drop``) into ``call.request``."""

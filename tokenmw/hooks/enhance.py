@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-
 from tokenmw._core.hook import Hook
 from tokenmw._wire.fields import get_field
 from tokenmw.hooks._checks import whole_number
-from tokenmw.telemetry._spans import annotate_tokens
+from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
@@ -33,6 +31,7 @@ class Enhance(Hook):
 
     name = "enhance"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
         whole_number("max_words", max_words, 1, optional=True)
@@ -57,7 +56,7 @@ class Enhance(Hook):
         if not self.text:
             return
         request = call.request
-        recording = trace.get_current_span().is_recording()
+        recording = phase_span(call).is_recording()
         before = await call.input_tokens() if recording else 0
         key = "messages" if call.operation == "chat" else "instructions"
         current = request.get(key)
@@ -71,7 +70,7 @@ class Enhance(Hook):
         if new is not None:
             request[key] = new
         if recording:
-            annotate_tokens(before, await call.input_tokens(), **{"enhance.added": new is not None})
+            annotate_phase(call, before, await call.input_tokens(), **{"enhance.added": new is not None})
 
 
 def with_instruction(messages: list[Any], text: str) -> list[Any] | None:

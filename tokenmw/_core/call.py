@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -121,6 +122,26 @@ class Call:
             return await self.input_tokens()
         return await self._count(plan)
 
+    def materialise(self) -> None:
+        """Turn iterables in the request (generators, ``itertools.chain``, tuples) into lists.
+
+        openai types ``messages``, ``tools`` and other list parameters as ``Iterable``: counting a
+        generator, or a hook reading it, would consume it and send an empty list. Done once, at
+        the start of the call, so what is counted is what is sent. Items that carry a non-list
+        ``content`` or ``tool_calls`` are copied (the caller's own dicts stay as they were).
+        """
+        request = self.request
+        for key, value in request.items():
+            if _one_shot(value):
+                request[key] = value = list(value)
+            if key in _ITEM_LISTS and isinstance(value, list) and any(map(_has_one_shot, value)):
+                request[key] = [
+                    {k: list(v) if _one_shot(v) else v for k, v in item.items()}
+                    if _has_one_shot(item)
+                    else item
+                    for item in value
+                ]
+
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
         self._original_plan = plan_request(self.operation, self.request)
@@ -134,3 +155,25 @@ class Call:
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
 
+
+
+_ITEM_LISTS = frozenset({"messages", "input"})
+_ITEM_FIELDS = ("content", "tool_calls")
+
+
+_PLAIN = frozenset({str, list, dict, int, float, bool, type(None)})
+
+
+def _one_shot(value: Any) -> bool:
+    """Whether ``value`` is an iterable JSON would send as an array but that is not a list."""
+    return (
+        type(value) not in _PLAIN
+        and isinstance(value, Iterable)
+        and not isinstance(value, list | str | bytes | bytearray | memoryview | Mapping)
+        and not hasattr(value, "model_dump")  # a pydantic model iterates over its fields
+        and not hasattr(value, "read")  # a file
+    )
+
+
+def _has_one_shot(item: Any) -> bool:
+    return isinstance(item, Mapping) and any(_one_shot(item.get(k)) for k in _ITEM_FIELDS)

@@ -51,6 +51,7 @@ __all__ = [
     "end_call_span",
     "end_hook_span",
     "hook_span_error",
+    "hook_span_timeout",
     "observe_chunk",
     "sdk_configured",
     "set_usage_reporting",
@@ -468,6 +469,12 @@ def hook_span_error(span: Span, error: BaseException, skipped: bool) -> None:
         span.set_attribute(sc.ERROR_TYPE, type(error).__qualname__)
         span.set_attribute(sc.TOKENMW_HOOK_SKIPPED, skipped)
         span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
+
+
+def hook_span_timeout(span: Span, seconds: float) -> None:
+    """Note on a failed hook's span that it failed by running over its time budget."""
+    if span.is_recording():
+        span.set_attribute(sc.TOKENMW_HOOK_TIMEOUT, seconds)
 
 
 def annotate_tokens(before: int, after: int, **extra: Any) -> None:

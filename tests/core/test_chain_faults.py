@@ -108,6 +108,26 @@ async def test_tuples_and_nested_iterables_are_counted_and_sent_once() -> None:
     assert mw.usage.input_tokens_sent == tokenmw.count_tokens(expected, "gpt-4o")
 
 
+# -- 4. SDK message objects changed between calls -------------------------------------------------
+
+
+def test_a_reused_sdk_message_with_new_content_is_counted_again(live_server: EmbeddedServer) -> None:
+    from openai.types.chat import ChatCompletionMessage
+
+    mw = Middleware([tokenmw.CountTokens(max_input_tokens=100)])
+    completion = tokenmw.wrap_litellm(litellm.completion, mw)
+    message = ChatCompletionMessage.model_validate({"role": "assistant", "content": "Sunny."})
+    args = {"model": "openai/gpt-4o-mini", "api_base": live_server.base_url, "api_key": "test-key"}
+    completion(**args, messages=[MESSAGES[1], message])
+    message.content = "It is sunny and warm. " * 30  # the agent reuses the object
+    with pytest.raises(tokenmw.TokenBudgetExceeded) as refused:
+        completion(**args, messages=[MESSAGES[1], message])
+    assert refused.value.tokens == tokenmw.count_tokens(
+        [MESSAGES[1], {"role": "assistant", "content": message.content}], "gpt-4o-mini"
+    )
+    assert len(chat_requests(live_server)) == 1  # the over-budget request was not sent
+
+
 # -- 2. a wrap hook's own error after call_next failed ------------------------------------------
 
 

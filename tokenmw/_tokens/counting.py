@@ -32,8 +32,7 @@ Where each number comes from:
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -149,36 +148,24 @@ def _iterable(value: Any) -> TypeGuard[Iterable[Any]]:
     return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
 
 
-# Objects of the openai SDK (a response's message, Responses output items) are often sent back as
-# they are: their dump is kept per object (~3 us each otherwise, on every count of every turn).
-_dumps: dict[int, tuple[weakref.ref[Any], Mapping[str, Any]]] = {}
-_MAX_DUMPS = 65_536
-
-
-def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
-    def forget(_: weakref.ref[Any]) -> None:
-        _dumps.pop(key, None)
-
-    return forget
-
-
 def _as_mapping(obj: Any) -> Mapping[str, Any] | None:
+    """A message, part or tool call as a mapping: dicts as they are, SDK objects (a response's
+    message sent back as it is) dumped.
+
+    The dump is not cached per object: agents reuse a ``ChatCompletionMessage`` and change its
+    ``content``, and a cache keyed by ``id(obj)`` would keep the old count. Anything that could
+    tell a changed object from an unchanged one costs what the dump costs (~2 us, measured), so
+    the text counts are cached by content (``TokenCache``) and the dump is redone.
+    """
     if isinstance(obj, Mapping):
         return obj
     dump = getattr(obj, "model_dump", None)
     if dump is None:
         return None
-    key = id(obj)
-    hit = _dumps.get(key)
-    if hit is not None and hit[0]() is obj:
-        return hit[1]
     try:
         data = dump(exclude_none=True)
-        ref = weakref.ref(obj, _forget(key))
-    except Exception:  # not a pydantic model after all, or not weak-referenceable
+    except Exception:  # not a pydantic model after all
         return None
-    if isinstance(data, Mapping) and len(_dumps) < _MAX_DUMPS:
-        _dumps[key] = (ref, data)
     return data if isinstance(data, Mapping) else None
 
 

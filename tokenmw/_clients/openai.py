@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -312,3 +313,14 @@ def _create_attr(operation: Operation, is_async: bool) -> Any:
     else:
         resource = AsyncResponses if is_async else Responses
     return resource.__dict__.get("create")
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _classes_lock
+    _classes_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

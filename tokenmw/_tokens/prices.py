@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -251,3 +252,16 @@ def cost_usd(
     return (
         (input_tokens - cached) * price.input + cached * cached_rate + output_tokens * (price.output or 0.0)
     )
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _load_lock, _preload_thread
+    _load_lock = threading.Lock()
+    if _tables is None:
+        _preload_thread = None  # it did not finish in the parent, and it is not running here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -486,3 +486,14 @@ def annotate_tokens(before: int, after: int, **extra: Any) -> None:
         span.set_attribute(sc.TOKENMW_TOKENS_SAVED, before - after)
         for key, value in extra.items():
             span.set_attribute(f"tokenmw.{key}", value)
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _setup_lock
+    _setup_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

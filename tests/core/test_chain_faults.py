@@ -389,3 +389,51 @@ def test_hook_timeout_accepts_seconds() -> None:
     assert Middleware([], hook_timeout=0.5).hook_timeout == 0.5
     assert Middleware([], hook_timeout=2).hook_timeout == 2
     assert Middleware([]).hook_timeout is None
+
+
+# -- TokenBudgetExceeded ------------------------------------------------------------------------------
+
+
+def test_a_budget_refusal_names_tokens_limit_and_where_the_limit_came_from(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    n = tokenmw.count_tokens(MESSAGES, "gpt-4o-mini")
+    client = Middleware([tokenmw.CountTokens(max_input_tokens=n - 1)]).wrap(sync_client)
+    with pytest.raises(tokenmw.TokenBudgetExceeded) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    message = str(refused.value)
+    assert f"{n} input tokens" in message
+    assert f"budget of {n - 1}" in message
+    assert f"CountTokens(max_input_tokens={n - 1})" in message
+    assert refused.value.source == f"CountTokens(max_input_tokens={n - 1})"
+    assert chat_requests(live_server) == []
+
+
+def test_the_default_budget_names_the_context_window_it_used(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    huge = " ".join(f"w{i}" for i in range(9000))  # over gpt-4's 8,192 tokens
+    client = Middleware([tokenmw.CountTokens()]).wrap(sync_client)
+    with pytest.raises(
+        tokenmw.TokenBudgetExceeded, match=r"budget of 8192 for gpt-4 \(from the context window of gpt-4 in"
+    ) as refused:
+        client.chat.completions.create(model="gpt-4", messages=[{"role": "user", "content": huge}])
+    assert refused.value.source is not None and "table" in refused.value.source
+    assert chat_requests(live_server) == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_budget_refusal_is_also_the_apis_own_context_length_error(
+    async_client: openai.AsyncOpenAI, live_server: EmbeddedServer, stream: bool
+) -> None:
+    # Handlers written for the API's error (catch BadRequestError, look for the code) also work.
+    client = Middleware([tokenmw.CountTokens(max_input_tokens=5)]).wrap(async_client)
+    with pytest.raises(openai.BadRequestError) as refused:
+        await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=stream)
+    error = refused.value
+    assert isinstance(error, tokenmw.TokenBudgetExceeded)
+    assert error.status_code == 400
+    assert error.code == "context_length_exceeded"
+    assert "context_length_exceeded" in str(error)
+    assert error.limit == 5 and error.tokens == tokenmw.count_tokens(MESSAGES, "gpt-4o-mini")
+    assert chat_requests(live_server) == []

@@ -12,7 +12,7 @@ class TokenmwError(Exception):
 class TokenBudgetExceeded(TokenmwError, ValueError):
     """The request has more input tokens than the configured budget; it was not sent."""
 
-    code = "context_length_exceeded"
+    code: str | None = "context_length_exceeded"
     """The API's own code for a request over the context window (what handlers match on)."""
 
     def __init__(

@@ -32,6 +32,7 @@ __all__ = [
     "ModelPrice",
     "context_window",
     "context_window_async",
+    "context_window_source",
     "cost_usd",
     "preload",
     "price_for",
@@ -230,6 +231,17 @@ def context_window(model: str | None) -> int | None:
         return window
     price = price_for(model)
     return price.max_input_tokens if price is not None else None
+
+
+def context_window_source(model: str | None) -> str | None:
+    """Where ``context_window(model)`` came from, in words (for errors): the proxy's config or
+    the price table that knew it; ``None`` when none did."""
+    if model and aliases.configured_window(model) is not None:
+        return f"the context window of {model} in the proxy's model_info"
+    price = price_for(model)
+    if price is None or price.max_input_tokens is None:
+        return None
+    return f"the context window of {model} in {price.source}'s table"
 
 
 async def context_window_async(model: str | None) -> int | None:

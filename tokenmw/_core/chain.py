@@ -239,8 +239,12 @@ class Chain:
         segment.resume()
         try:
             if handed_over is None:
-                return await layer.hook.wrap(call, call_next)
-            return await self._wrap_within_budget(layer, layer.hook.wrap(call, call_next), handed_over)
+                result = await layer.hook.wrap(call, call_next)
+            else:
+                result = await self._wrap_within_budget(layer, layer.hook.wrap(call, call_next), handed_over)
+            if result is None and not (next_result and next_result[0] is None):
+                raise HookResultError(layer.name, "wrap", result, "a response")
+            return result
         except TokenmwError:
             raise
         except Exception as error:

@@ -123,24 +123,20 @@ class Call:
         return await self._count(plan)
 
     def materialise(self) -> None:
-        """Turn iterables in the request (generators, ``itertools.chain``, tuples) into lists.
+        """Turn one-shot iterables in the request (generators, ``itertools.chain``, tuples) into
+        lists.
 
         openai types ``messages``, ``tools`` and other list parameters as ``Iterable``: counting a
-        generator, or a hook reading it, would consume it and send an empty list. Done once, at
-        the start of the call, so what is counted is what is sent. Items that carry a non-list
-        ``content`` or ``tool_calls`` are copied (the caller's own dicts stay as they were).
+        generator, or a hook reading it, would consume it and send an empty list (LiteLLM hands
+        them on as given; openai's own client makes lists before tokenmw sees them). Done once, at
+        the start of the call, so what is counted is what is sent. Only top-level values: inside a
+        message tokenmw reads lists and tuples and never iterates anything else, and a scan of
+        every message would cost every call ~0.2 us a message.
         """
         request = self.request
         for key, value in request.items():
             if _one_shot(value):
-                request[key] = value = list(value)
-            if key in _ITEM_LISTS and isinstance(value, list) and any(map(_has_one_shot, value)):
-                request[key] = [
-                    {k: list(v) if _one_shot(v) else v for k, v in item.items()}
-                    if _has_one_shot(item)
-                    else item
-                    for item in value
-                ]
+                request[key] = list(value)
 
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
@@ -156,11 +152,6 @@ class Call:
         self._stream_end = final_chunks
 
 
-
-_ITEM_LISTS = frozenset({"messages", "input"})
-_ITEM_FIELDS = ("content", "tool_calls")
-
-
 _PLAIN = frozenset({str, list, dict, int, float, bool, type(None)})
 
 
@@ -173,7 +164,3 @@ def _one_shot(value: Any) -> bool:
         and not hasattr(value, "model_dump")  # a pydantic model iterates over its fields
         and not hasattr(value, "read")  # a file
     )
-
-
-def _has_one_shot(item: Any) -> bool:
-    return isinstance(item, Mapping) and any(_one_shot(item.get(k)) for k in _ITEM_FIELDS)

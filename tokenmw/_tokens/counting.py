@@ -191,12 +191,12 @@ def _add_message(plan: CountPlan, message: Mapping[str, Any], rules: _Rules, pad
         elif value is None:
             continue
         elif key == "content":
-            if isinstance(value, list):
+            if isinstance(value, list | tuple):
                 if pad:
                     plan.estimated = True  # where the newline goes in a list of parts: not measured
                 _add_parts(plan, value, rules)
         elif key == "tool_calls":
-            if isinstance(value, list):
+            if isinstance(value, list | tuple):
                 plan.estimated = True  # rendered like function_call, per call: not measured
                 for tool_call in value:
                     tool_call = _as_mapping(tool_call)
@@ -220,7 +220,7 @@ def _add_tool_call(plan: CountPlan, fn: Mapping[str, Any]) -> int:
     return TOKENS_PER_TOOL_CALL
 
 
-def _add_parts(plan: CountPlan, parts: list[Any], rules: _Rules) -> None:
+def _add_parts(plan: CountPlan, parts: list[Any] | tuple[Any, ...], rules: _Rules) -> None:
     texts = plan.texts
     for part in parts:
         if isinstance(part, str):

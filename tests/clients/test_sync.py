@@ -80,6 +80,22 @@ def test_a_forked_child_makes_its_calls_after_the_parent_made_one(live_server: E
     assert child.exitcode == 0
     assert results.get(timeout=5) == 2
     assert len(chat_requests(live_server)) == 3
+    # And the parent goes on, on the thread that forked: the child must not have touched what it
+    # shares with the parent (closing an inherited loop unregisters its wake-up pipe from the
+    # epoll instance the parent's loop waits on). An alarm turns a hang into a failure.
+    def hung_up(signum: int, frame: Any) -> None:
+        raise TimeoutError("the parent hung after the fork")
+
+    previous = signal.signal(signal.SIGALRM, hung_up)
+    signal.setitimer(signal.ITIMER_REAL, HANG)
+    try:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": long_text("q")}]
+        )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert len(chat_requests(live_server)) == 4
 
 
 # -- 6. sync calls nested inside event loops --------------------------------------------------------

@@ -236,10 +236,16 @@ def _pool() -> ThreadPoolExecutor:
 
 # A forked child has none of the parent's threads: a pool without its workers, or a lock one of
 # them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery). The
-# thread's private loops stay behind too: their selector and wake-up pipe are shared with the
-# parent, and their default executors (asyncio.to_thread) have no workers.
+# thread's private loops are replaced too: their selector and wake-up pipe are shared with the
+# parent, and their default executors (asyncio.to_thread) have no workers. The old loops are kept,
+# never closed: closing one in the child would unregister the wake-up pipe from the epoll instance
+# it shares with the parent's loop, which would then never wake up.
+_inherited: list[Any] = []
+
+
 def _reset_in_child() -> None:
     global _local, _nested_pool, _nested_pool_lock
+    _inherited.append(getattr(_local, "holders", None))
     _local = threading.local()
     _nested_pool = None
     _nested_pool_lock = threading.Lock()

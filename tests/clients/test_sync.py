@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import queue
 import signal
 import sys
 import threading
@@ -80,6 +81,7 @@ def test_a_forked_child_makes_its_calls_after_the_parent_made_one(live_server: E
     assert child.exitcode == 0
     assert results.get(timeout=5) == 2
     assert len(chat_requests(live_server)) == 3
+
     # And the parent goes on, on the thread that forked: the child must not have touched what it
     # shares with the parent (closing an inherited loop unregisters its wake-up pipe from the
     # epoll instance the parent's loop waits on). An alarm turns a hang into a failure.
@@ -96,6 +98,50 @@ def test_a_forked_child_makes_its_calls_after_the_parent_made_one(live_server: E
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert len(chat_requests(live_server)) == 4
+
+
+def _child_call(base_url: str, results: Any) -> None:
+    import gc
+
+    mw = Middleware([tokenmw.CountTokens()])
+    client = mw.wrap(openai.OpenAI(api_key="test-key", base_url=base_url, max_retries=0))
+    client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": long_text("f")}]
+    )
+    gc.collect()  # what the child inherited of other threads is collected here, if anywhere
+    results.put(mw.usage.calls)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no fork")
+def test_other_parent_threads_go_on_after_a_fork(live_server: EmbeddedServer) -> None:
+    # A thread of the parent other than the forking one keeps its private loop across the fork:
+    # the child must not close its copy (that would unregister the loop's wake-up pipe from the
+    # epoll instance both copies share).
+    mw = Middleware([tokenmw.CountTokens()])
+    client = mw.wrap(openai.OpenAI(api_key="test-key", base_url=live_server.base_url, max_retries=0))
+    jobs: queue.Queue[str] = queue.Queue()
+    done: queue.Queue[str] = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            tag = jobs.get()
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": long_text(tag)}]
+            )
+            done.put(tag)
+
+    threading.Thread(target=worker, daemon=True).start()
+    jobs.put("g")
+    assert done.get(timeout=HANG) == "g"
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_child_call, args=(live_server.base_url, results))
+    child.start()
+    child.join(HANG)
+    assert child.exitcode == 0
+    assert results.get(timeout=5) == 1
+    jobs.put("h")
+    assert done.get(timeout=HANG) == "h", "a parent thread hung after the fork"
 
 
 # -- 6. sync calls nested inside event loops --------------------------------------------------------

@@ -32,20 +32,30 @@ T = TypeVar("T")
 class _LoopHolder:
     """Owns a thread's private loop and closes it when the thread (and so this holder) goes."""
 
-    __slots__ = ("busy", "loop")
+    __slots__ = ("busy", "loop", "pid")
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.busy = False
         """A call runs on it (hand-stepped calls run with the loop set, not running)."""
+        self.pid = os.getpid()
 
     def __del__(self) -> None:
         loop = getattr(self, "loop", None)
-        if loop is not None and not loop.is_closed() and not loop.is_running():
-            loop.close()
+        if loop is None or loop.is_closed() or loop.is_running():
+            return
+        if getattr(self, "pid", None) != os.getpid():
+            # Inherited by a forked child (whose copy of a parent thread's locals is going away):
+            # closing it here would unregister its wake-up pipe from the epoll instance it shares
+            # with the parent's loop, which would then never wake up. Keep it, unused.
+            _inherited.append(loop)
+            return
+        loop.close()
 
 
 _CREATE_TASK_TAKES_CONTEXT = sys.version_info >= (3, 11)
+_inherited: list[asyncio.AbstractEventLoop] = []
+"""Loops a forked child inherited: kept open and unused (see ``_LoopHolder.__del__``)."""
 _local = threading.local()
 _nested_pool: ThreadPoolExecutor | None = None
 _nested_pool_lock = threading.Lock()
@@ -238,14 +248,9 @@ def _pool() -> ThreadPoolExecutor:
 # them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery). The
 # thread's private loops are replaced too: their selector and wake-up pipe are shared with the
 # parent, and their default executors (asyncio.to_thread) have no workers. The old loops are kept,
-# never closed: closing one in the child would unregister the wake-up pipe from the epoll instance
-# it shares with the parent's loop, which would then never wake up.
-_inherited: list[Any] = []
-
-
+# never closed (see ``_LoopHolder.__del__``).
 def _reset_in_child() -> None:
     global _local, _nested_pool, _nested_pool_lock
-    _inherited.append(getattr(_local, "holders", None))
     _local = threading.local()
     _nested_pool = None
     _nested_pool_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import operator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -139,6 +140,22 @@ class Call:
             return await self.input_tokens()
         return await self._count(plan)
 
+    def materialise(self) -> None:
+        """Turn one-shot iterables in the request (generators, ``itertools.chain``, tuples) into
+        lists.
+
+        openai types ``messages``, ``tools`` and other list parameters as ``Iterable``: counting a
+        generator, or a hook reading it, would consume it and send an empty list (LiteLLM hands
+        them on as given; openai's own client makes lists before tokenmw sees them). Done once, at
+        the start of the call, so what is counted is what is sent. Only top-level values: inside a
+        message tokenmw reads lists and tuples and never iterates anything else, and a scan of
+        every message would cost every call ~0.2 us a message.
+        """
+        request = self.request
+        for key, value in request.items():
+            if _one_shot(value):
+                request[key] = list(value)
+
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
         self._original_plan = self._plan()
@@ -202,3 +219,17 @@ def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | N
                 return None
             key.extend(item)
     return key
+
+
+_PLAIN = frozenset({str, list, dict, int, float, bool, type(None)})
+
+
+def _one_shot(value: Any) -> bool:
+    """Whether ``value`` is an iterable JSON would send as an array but that is not a list."""
+    return (
+        type(value) not in _PLAIN
+        and isinstance(value, Iterable)
+        and not isinstance(value, list | str | bytes | bytearray | memoryview | Mapping)
+        and not hasattr(value, "model_dump")  # a pydantic model iterates over its fields
+        and not hasattr(value, "read")  # a file
+    )

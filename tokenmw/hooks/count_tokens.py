@@ -69,7 +69,12 @@ class CountTokens(Hook):
                 notes["budget.limit"] = limit
             annotate_phase(call, original, sent, **notes)
         if limit is not None and sent > limit:
-            raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated)
+            source: str | None
+            if self.max_input_tokens is not None:
+                source = f"CountTokens(max_input_tokens={self.max_input_tokens})"
+            else:
+                source = _prices.context_window_source(call.model)
+            raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated, source=source)
 
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage

@@ -53,6 +53,7 @@ __all__ = [
     "end_hook_span",
     "hook_phase",
     "hook_span_error",
+    "hook_span_timeout",
     "observe_chunk",
     "phase_span",
     "sdk_configured",
@@ -526,6 +527,12 @@ def hook_span_error(span: Span, error: BaseException, skipped: bool) -> None:
         span.set_status(Status(StatusCode.ERROR, type(error).__qualname__))
 
 
+def hook_span_timeout(span: Span, seconds: float) -> None:
+    """Note on a failed hook's span that it failed by running over its time budget."""
+    if span.is_recording():
+        span.set_attribute(sc.TOKENMW_HOOK_TIMEOUT, seconds)
+
+
 def annotate_tokens(before: int, after: int, **extra: Any) -> None:
     """Put tokens before/after/saved (and ``extra`` as ``tokenmw.<key>``) on the current hook span."""
     _annotate_tokens(trace.get_current_span(), before, after, extra)
@@ -546,3 +553,14 @@ def _annotate_tokens(span: Span, before: int, after: int, extra: dict[str, Any])
         for key, value in extra.items():
             attrs[f"tokenmw.{key}"] = value
         span.set_attributes(attrs)
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _setup_lock
+    _setup_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

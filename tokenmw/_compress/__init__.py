@@ -25,6 +25,7 @@ __all__ = [
     "compress_chat",
     "compress_responses",
     "compress_text",
+    "originals",
 ]
 
 

@@ -89,6 +89,7 @@ class Call:
     __slots__ = (
         "_original_plan",
         "_stream_end",
+        "_unread",
         "client",
         "integration",
         "operation",
@@ -124,6 +125,7 @@ class Call:
         (its span nests under tokenmw's), so telemetry does not report it twice."""
         self._original_plan: CountPlan | None = None
         self._stream_end: tuple[Any, ...] | None = None
+        self._unread: tuple[Any, ...] = ()
 
     def __repr__(self) -> str:
         return f"Call(operation={self.operation!r}, model={self.model!r}, stream={self.stream})"
@@ -168,3 +170,7 @@ class Call:
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
 
+    def unread(self, *chunks: Any) -> None:
+        """Put ``chunks`` back in front of the stream a ``wrap`` hook returns: a hook that read
+        ahead to decide (reversible compression) hands the caller every chunk, in order."""
+        self._unread = chunks

@@ -25,7 +25,7 @@ from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
+from tokenmw.server._reply import Answer, cap_tokens, expand_request, read_request, reply_text, split_deltas
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
 
@@ -162,6 +162,8 @@ class Handler(BaseHTTPRequestHandler):
         counts = cache_for(encoding)
         prompt_tokens = _input_tokens("chat", request, counts)
         answer = read_request("chat", request) if settings.answer == "auto" else None
+        if settings.answer == "expand":
+            answer = expand_request("chat", request)
         id_ = _new_id("chatcmpl-")
         created = int(time.time())
         if answer is not None and answer.tool_name is not None:
@@ -225,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
         counts = cache_for(encoding)
         input_tokens = _input_tokens("responses", request, counts)
         answer = read_request("responses", request) if settings.answer == "auto" else None
+        if settings.answer == "expand":
+            answer = expand_request("responses", request)
         id_ = _new_id("resp_")
         if answer is not None and answer.tool_name is not None:
             self._responses_tool(request, id_, input_tokens, counts.count, answer, settings)

@@ -200,7 +200,7 @@ async def test_usage_sums_both_requests_as_the_server_billed(live_server: Embedd
     wrapped = mw.wrap(raw)
     messages = chat_messages(log(2))
     final = await wrapped.chat.completions.create(model=MODEL, messages=messages, extra_headers=EXPAND)
-    first, follow_up = billed(live_server)
+    first, _ = billed(live_server)
     # What the server bills for each request it saw, asked of it directly (no tokenmw in between).
     plain = openai.AsyncOpenAI(api_key="k", base_url=live_server.base_url, max_retries=0)
     again = [

@@ -359,3 +359,69 @@ def test_reversible_needs_aggressive() -> None:
     plain = tokenmw.Compress(level="aggressive")
     assert "wrap" not in type(plain).__dict__  # no per-call wrap phase unless reversible
     assert isinstance(tokenmw.Compress(level="aggressive", reversible=True), tokenmw.Compress)
+
+
+# -- mixed turns and the withdrawn tool, with a scripted model (no server needed) ----------------------
+
+
+def _reply(*calls: tuple[str, str], text: str | None = None) -> dict[str, Any]:
+    tool_calls = [
+        {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": args}}
+        for n, (name, args) in enumerate(calls)
+    ]
+    message = {"role": "assistant", "content": text, "tool_calls": tool_calls or None}
+    return {"choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}]}
+
+
+async def _scripted(replies: list[dict[str, Any]], **options: Any) -> tuple[Any, list[dict[str, Any]]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(call: tokenmw.Call) -> Any:
+        sent.append(json.loads(json.dumps(call.request)))
+        return replies[len(sent) - 1]
+
+    mw = middleware(**options)
+    tools = [{"type": "function", "function": {"name": "read_log", "parameters": {"type": "object"}}}]
+    call = tokenmw.Call({"model": MODEL, "messages": chat_messages(log(1)), "tools": tools}, "chat")
+    response = await mw.run(call, send)
+    return response, sent
+
+
+async def test_mixed_turn_answers_the_expand_call_first_and_asks_again() -> None:
+    ref = REF.findall(json.dumps(await _first_prompt()))[0]
+    caller_call = ("read_log", '{"since": "12:00"}')
+    response, sent = await _scripted(
+        [_reply(caller_call, (EXPAND_TOOL, json.dumps({"ref": ref}))), _reply(caller_call)]
+    )
+    assert len(sent) == 2
+    assistant, answer = sent[1]["messages"][-2:]
+    # The follow-up holds only the expand call (every call in it is answered), then its result.
+    assert [c["function"]["name"] for c in assistant["tool_calls"]] == [EXPAND_TOOL]
+    assert answer == {
+        "role": "tool",
+        "tool_call_id": assistant["tool_calls"][0]["id"],
+        "content": originals.get(ref),
+    }
+    # The caller gets the model's second answer: its own tool call, nothing of tokenmw's.
+    calls = response["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["read_log"]
+
+
+async def test_an_expand_call_after_the_limit_never_reaches_the_caller() -> None:
+    ref = REF.findall(json.dumps(await _first_prompt()))[0]
+    expand = (EXPAND_TOOL, json.dumps({"ref": ref}))
+    # A model that asks again although the tool was withdrawn.
+    response, sent = await _scripted(
+        [_reply(expand), _reply(expand, ("read_log", "{}"), text="checking")], max_expansions=1
+    )
+    assert len(sent) == 2
+    assert [t["function"]["name"] for t in sent[1]["tools"]] == ["read_log"]  # withdrawn
+    message = response["choices"][0]["message"]
+    assert [c["function"]["name"] for c in message["tool_calls"]] == ["read_log"]
+    assert message["content"] == "checking"
+
+
+async def _first_prompt() -> Any:
+    call = tokenmw.Call({"model": MODEL, "messages": chat_messages(log(1))}, "chat")
+    await tokenmw.Compress(level="aggressive", reversible=True).before(call)
+    return call.request["messages"]

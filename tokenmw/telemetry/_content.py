@@ -26,6 +26,7 @@ def capture_enabled() -> bool:
     return os.environ.get(sc.CAPTURE_MESSAGE_CONTENT_ENV, "").strip().lower() in _TRUE
 
 
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

@@ -57,36 +57,10 @@ TOKENMW_EXPAND_TOKENS = "tokenmw.expand.tokens_restored"
 
 # Bucket boundaries the GenAI conventions advise.
 OPERATION_DURATION_BUCKETS = (
-    0.01,
-    0.02,
-    0.04,
-    0.08,
-    0.16,
-    0.32,
-    0.64,
-    1.28,
-    2.56,
-    5.12,
-    10.24,
-    20.48,
-    40.96,
-    81.92,
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
 )
 TOKEN_USAGE_BUCKETS = (
-    1,
-    4,
-    16,
-    64,
-    256,
-    1024,
-    4096,
-    16384,
-    65536,
-    262144,
-    1048576,
-    4194304,
-    16777216,
-    67108864,
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )
 # Hooks work in microseconds to milliseconds: 10 µs doubling up to ~10 s.
 HOOK_DURATION_BUCKETS = tuple(0.00001 * 2**i for i in range(21))

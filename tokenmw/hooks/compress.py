@@ -40,7 +40,9 @@ class Compress(Hook):
     huge tool outputs). ``min_tokens``: requests counted below this are
     left alone. ``max_input_tokens``: drop the oldest turns (the system prompt and first user message
     stay, tool calls keep their results) so the request fits; cuts come in steps of a quarter of the
-    budget so the kept prefix stays cacheable.
+    budget so the kept prefix stays cacheable. ``reversible`` (aggressive only): every elision
+    marker carries ``ref=<id>`` and the request offers ``tokenmw_expand``, which tokenmw answers
+    with the original inside the call (at most ``max_expansions`` per call; ``hooks/_expand.py``).
     """
 
     name = "compress"
@@ -79,7 +81,8 @@ class Compress(Hook):
         self.reversible = reversible
         """Elisions carry ``ref=<id>`` and the model may ask for them back (``tokenmw_expand``)."""
         self.max_expansions = max_expansions
-        """At most this many originals sent back per call (then the model must answer)."""
+        """At most this many originals sent back per call (then the model must answer); with 0
+        the markers keep their refs (stable prefixes) but the tool is not offered."""
 
     def __repr__(self) -> str:
         extra = f", reversible=True, max_expansions={self.max_expansions}" if self.reversible else ""
@@ -112,7 +115,7 @@ class Compress(Hook):
                     if found is not None:
                         found.clear()  # only the elisions of the request as sent count
                     report = self._apply(call, original, cut)
-        if found:
+        if found and self.max_expansions:
             _expand.offer(call, self.max_expansions)
         call.state[self.name] = report
         if recording:

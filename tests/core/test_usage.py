@@ -14,6 +14,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
+import tokenmw
 from tokenmw._core.call import CallUsage
 from tokenmw._core.usage import ModelUsage, Usage
 from tokenmw._tokens import prices as _prices
@@ -275,3 +276,38 @@ def test_no_usage_found(obj: Any) -> None:
     u = CallUsage()
     assert not u.record_reported(obj)
     assert u == CallUsage()
+
+
+# -- every billed response recorded (issue 11, defect 5) ------------------------------------------
+
+
+class _SendTwice(tokenmw.Hook):
+    """A retry hook that keeps the second answer, or a hedging hook that races two."""
+
+    name = "send_twice"
+
+    def __init__(self, hedge: bool) -> None:
+        self.hedge = hedge
+
+    async def wrap(self, call: tokenmw.Call, call_next: tokenmw.CallNext) -> Any:
+        if self.hedge:
+            first, _ = await asyncio.gather(call_next(call), call_next(call))
+            return first  # the winner is the first send: the second must still be counted
+        await call_next(call)
+        return await call_next(call)
+
+
+@pytest.mark.parametrize("hedge", [False, True], ids=["retry", "hedge"])
+async def test_a_wrap_hook_sending_twice_records_both_responses(async_client: Any, hedge: bool) -> None:
+    messages = [{"role": "user", "content": "Count me twice, please: " + "word " * 40}]
+    single = await async_client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    mw = tokenmw.Middleware([_SendTwice(hedge), tokenmw.CountTokens()])
+    wrapped = mw.wrap(async_client)
+    await wrapped.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    assert mw.usage.calls == 1
+    assert mw.usage.input_tokens_reported == 2 * single.usage.prompt_tokens
+    assert mw.usage.output_tokens == 2 * single.usage.completion_tokens
+    assert mw.usage.input_tokens_sent == 2 * (
+        await tokenmw.Call({"model": "gpt-4o-mini", "messages": messages}, "chat").input_tokens()
+    )
+    assert mw.usage.input_tokens_saved == 0

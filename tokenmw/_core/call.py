@@ -27,10 +27,63 @@ class CallUsage:
     output_tokens_estimated: bool = False
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    earlier: CallUsage | None = None
+    """The sum of earlier sends of this call (a wrap hook that retries or hedges, an expansion):
+    each billed response is banked here when the next one arrives, and folded in at the end."""
+    _sends: list[Any] | None = None
+
+    def record_send(self, response: Any) -> None:
+        """One response the model billed (the chain's centre calls this once per send): a second
+        response banks the first's figures instead of replacing them, so every send is counted."""
+        if read_usage(response) is None:
+            return
+        if self._sends is None:
+            self._sends = [response]
+        else:
+            self._bank(local=False)
+            self._sends.append(response)
+        self.record_reported(response)
+
+    def count_send(self, original: int, sent: int) -> None:
+        """The local input counts of one send (``CountTokens.on_send``): a later send adds to
+        the earlier ones rather than replacing them."""
+        if self.input_tokens_sent is not None:
+            self._bank(local=True)
+        self.input_tokens_original = original
+        self.input_tokens_sent = sent
+
+    def _bank(self, *, local: bool) -> None:
+        bank = self.earlier
+        if bank is None:
+            bank = self.earlier = CallUsage()
+        if local:
+            names: tuple[str, ...] = ("input_tokens_original", "input_tokens_sent")
+        else:
+            names = ("input_tokens_reported", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+            bank.output_tokens_estimated |= self.output_tokens_estimated
+        for name in names:
+            value = getattr(self, name)
+            if value is not None:
+                setattr(bank, name, (getattr(bank, name) or 0) + value)
+                setattr(self, name, None)
+
+    def fold_earlier(self) -> None:
+        """Add the banked sends into these figures (once, when the call ends)."""
+        bank, self.earlier = self.earlier, None
+        if bank is None:
+            return
+        for name in _SUMMED:
+            value = getattr(bank, name)
+            if value is not None:
+                setattr(self, name, (getattr(self, name) or 0) + value)
+        self.output_tokens_estimated |= bank.output_tokens_estimated
 
     def record_reported(self, obj: Any) -> bool:
         """Copy the usage the API reported on ``obj`` (a response, stream chunk or final stream
         event) into these figures; whether it carried any."""
+        sends = self._sends
+        if sends is not None and obj is not sends[-1] and any(obj is seen for seen in sends):
+            return self.output_tokens is not None  # already banked: never counted twice
         reported = read_usage(obj)
         if reported is None:
             return False
@@ -42,6 +95,16 @@ class CallUsage:
         if reported.reasoning_tokens is not None:
             self.reasoning_tokens = reported.reasoning_tokens
         return True
+
+
+_SUMMED = (
+    "input_tokens_original",
+    "input_tokens_sent",
+    "input_tokens_reported",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+)
 
 
 class Call:

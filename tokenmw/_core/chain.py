@@ -121,7 +121,7 @@ class Chain:
             if not call.stream:
                 # Usage as billed, read where the model answered: a cache hook's short-circuit
                 # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
-                call.usage.record_reported(response)
+                call.usage.record_send(response)
             return response
         layer = self._layers[i]
         if layer.before:
@@ -239,6 +239,7 @@ class Chain:
         self, call: Call, span: Span | None, error: BaseException | None = None, response: Any = None
     ) -> None:
         """The end of every call: usage recorded (when it succeeded) and its span ended."""
+        call.usage.fold_earlier()  # every send a wrap hook made, not only the last
         if error is None:
             self.usage.record(call.model, call.usage)
         if span is not None:

@@ -53,8 +53,7 @@ class CountTokens(Hook):
     async def on_send(self, call: Call) -> None:
         sent, estimated = await call.input_count()
         original = await call.original_input_tokens()
-        call.usage.input_tokens_original = original
-        call.usage.input_tokens_sent = sent
+        call.usage.count_send(original, sent)  # a wrap hook's second send adds, not replaces
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)

@@ -4,13 +4,26 @@ Every aggressive rule that drops text (a collapsed run of log lines, the middle 
 output) calls ``elide`` with the exact text it drops and gets back the marker to write instead.
 Keeping that in one function is what makes the elisions auditable and, later, reversible: the
 integrity checks accept a lost number only when it is inside an elided original, the compressed
-result lists the originals (``Compressed.elided``), and reversible compression (issue 13) changes
-this function alone to give each marker a ``ref=<id>`` and store the original under it.
+result lists the originals (``Compressed.elided``), and reversible compression gives each marker a
+``ref=<id>`` here, storing the original under it (``refs``), when the sink is a ``RefSink``.
 """
 
 from __future__ import annotations
 
-__all__ = ["elide"]
+from . import refs
+
+__all__ = ["RefSink", "elide"]
+
+
+class RefSink(list[str]):
+    """A sink whose markers point at a stored copy: ``[summary ref=<id>]`` (reversible
+    compression). ``refs`` lists the ids in the order of the originals."""
+
+    __slots__ = ("refs",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
 
 
 def elide(original: str, summary: str, sink: list[str]) -> str:
@@ -27,4 +40,8 @@ def elide(original: str, summary: str, sink: list[str]) -> str:
     markers are part of the prefix sent every turn, which must not change between turns.
     """
     sink.append(original)
+    if isinstance(sink, RefSink):
+        ref = refs.put(original)
+        sink.refs.append(ref)
+        return f"[{summary} ref={ref}]"
     return f"[{summary}]"

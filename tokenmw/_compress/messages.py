@@ -35,6 +35,8 @@ class Report:
     """JSON arrays sent as tables (aggressive): that text is no longer JSON."""
     drop: range = range(0)
     """Indices of the messages (or input items) left out to fit the token budget."""
+    refs: int = 0
+    """Reversible: elision markers that carry a ref (the expand tool is offered when there are)."""
 
     @property
     def dropped(self) -> int:
@@ -42,18 +44,22 @@ class Report:
 
 
 class _Walker:
-    __slots__ = ("kind", "level", "report", "step")
+    __slots__ = ("kind", "level", "report", "reversible", "step")
 
-    def __init__(self, level: Level, dedup: bool, kind: str) -> None:
+    def __init__(self, level: Level, dedup: bool, kind: str, reversible: bool = False) -> None:
         self.level = level
         self.kind = kind
-        self.step: Step | None = root(kind, level) if dedup else None
+        self.reversible = reversible and level == "aggressive"
+        # Reversible markers differ from plain ones: their prefixes are remembered apart.
+        key = f"{level}+refs" if self.reversible else level
+        self.step: Step | None = root(kind, key) if dedup else None
         """Where the request is in the remembered prefixes (``history``); ``None``: no dedup."""
         self.report = Report()
 
     def text(self, text: str, where: str | int, tool: bool) -> str:
-        result = compress_text(text, self.level, tool=tool)
+        result = compress_text(text, self.level, tool=tool, reversible=self.reversible)
         report = self.report
+        report.refs += len(result.refs)
         report.texts += 1
         if result.fallback is not None:
             report.fallbacks.append(result.fallback)
@@ -97,12 +103,14 @@ def compress_chat(
     *,
     dedup: bool = True,
     drop: range = range(0),
+    reversible: bool = False,
 ) -> tuple[list[Any], Report]:
     """Chat ``messages`` compressed; the same list object when nothing changed.
 
-    ``drop``: indices of messages to leave out (trimming to a budget).
+    ``drop``: indices of messages to leave out (trimming to a budget). ``reversible``: elision
+    markers carry refs (``refs``).
     """
-    walker = _Walker(level, dedup, "message")
+    walker = _Walker(level, dedup, "message", reversible)
     out: list[Any] = []
     changed = bool(drop)
     for i, message in enumerate(messages):
@@ -126,10 +134,12 @@ def compress_responses(
     *,
     dedup: bool = True,
     drop: range = range(0),
+    reversible: bool = False,
 ) -> tuple[dict[str, Any], Report]:
     """The new values of ``instructions`` and ``input`` of a Responses request (only those that
-    changed), and the report. ``drop``: indices of ``input`` items to leave out."""
-    walker = _Walker(level, dedup, "input item")
+    changed), and the report. ``drop``: indices of ``input`` items to leave out; ``reversible``:
+    elision markers carry refs."""
+    walker = _Walker(level, dedup, "input item", reversible)
     updates: dict[str, Any] = {}
     instructions = request.get("instructions")
     if isinstance(instructions, str):

@@ -12,8 +12,9 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import aggressive, logs, tables
+from . import aggressive, logs, refs, tables
 from .codelike import is_code_line, looks_like_code
+from .elide import RefSink
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
 from .jsonlex import Lexed, embedded_blocks, lex_at
@@ -56,15 +57,18 @@ class Compressed:
     elided: tuple[str, ...] = ()
     """Aggressive only: every text left out, in order, each replaced by a marker (``elide``), as it
     stood when it was left out (prose lines already whitespace-normalised)."""
+    refs: tuple[str, ...] = ()
+    """Reversible only: the ref of each elided original, in the same order."""
 
 
 def _unchanged(text: str, fallback: str | None = None) -> Compressed:
     return Compressed(text, (text,), changed=False, fallback=fallback)
 
 
-def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
+def _rewrite(raw: str, level: Level, tool: bool, reversible: bool = False) -> Compressed:
     """Mask what must not change, apply the level's rules to the rest, restore, check; then, for a
-    tool output at the aggressive level, cut the middle of a huge one."""
+    tool output at the aggressive level, cut the middle of a huge one. ``reversible``: every
+    elision marker carries the ref of its stored original."""
     if not raw:
         return _unchanged(raw)
     utf8 = None if raw.isascii() else raw.encode("utf-8", "surrogatepass")
@@ -79,7 +83,7 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
     strict = odd or level == "aggressive"
     out: list[str] = []  # the text with placeholders
     json_values: list[tuple[Any, str]] = []
-    elided: list[str] = []
+    elided: list[str] = RefSink() if reversible else []
     fences: list[str] = []  # each fenced block as it must come out
     pos = 0
     code = False
@@ -117,13 +121,22 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
             result = Compressed(raw, (raw,), changed=False, code=code)
         else:
             made = sum(isinstance(value, tables.Table) for value, _ in json_values)
-            result = Compressed(text, pieces, code=code, tables=made, elided=tuple(elided))
+            result = Compressed(
+                text, pieces, code=code, tables=made, elided=tuple(elided), refs=_refs(elided)
+            )
     if tool and level == "aggressive":
-        cut: list[str] = []
+        cut: list[str] = RefSink() if reversible else []
         short = aggressive.truncate_middle(result.text, cut)
         if short is not None:
-            return replace(result, text=short, pieces=(short,), truncated=True, elided=(*result.elided, *cut))
+            return replace(
+                result, text=short, pieces=(short,), truncated=True,
+                elided=(*result.elided, *cut), refs=(*result.refs, *_refs(cut)),
+            )  # fmt: skip
     return result
+
+
+def _refs(sink: list[str]) -> tuple[str, ...]:
+    return tuple(sink.refs) if isinstance(sink, RefSink) else ()
 
 
 # What the safe rules act on; a text with none of it comes back unchanged without being parsed.
@@ -263,27 +276,36 @@ def _balance(text: str, start: int = 0, end: int | None = None) -> int:
 MAX_ENTRIES = 8192
 MAX_CHARS = 32_000_000
 
-_caches: dict[tuple[Level, bool], dict[str, Compressed]] = {
-    (level, tool): {} for level in LEVELS for tool in (False, True)
+_caches: dict[tuple[Level, bool, bool], dict[str, Compressed]] = {
+    (level, tool, reversible): {}
+    for level in LEVELS
+    for tool in (False, True)
+    for reversible in (False, True)
 }
 _held_chars = 0
 _lock = threading.Lock()
 
 
-def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Compressed:
-    """``text`` compressed at ``level``; ``tool`` marks a tool output (aggressive may cut its middle)."""
+def compress_text(
+    text: str, level: Level = "safe", *, tool: bool = False, reversible: bool = False
+) -> Compressed:
+    """``text`` compressed at ``level``; ``tool`` marks a tool output (aggressive may cut its middle);
+    ``reversible`` (aggressive only) gives every elision marker the ref of its stored original."""
     tool = tool and level == "aggressive"  # safe treats tool outputs like any text
-    cache = _caches[(level, tool)]
+    reversible = reversible and level == "aggressive"  # safe elides nothing
+    cache = _caches[(level, tool, reversible)]
     hit = cache.get(text)
     if hit is not None:
+        if hit.refs:
+            refs.keep(hit.refs, hit.elided)  # the markers must still resolve
         return hit
     try:
-        result = _rewrite(text, level, tool)
+        result = _rewrite(text, level, tool, reversible)
         if result.changed and _ODD_CHAR.search(text) is not None:
             # Once a non-breaking or zero-width character is normalised away, text around it
             # can read as JSON or a code fence that it did not before: one more pass makes the
             # result a fixed point (compress(compress(x)) == compress(x)).
-            again = _rewrite(result.text, level, tool)
+            again = _rewrite(result.text, level, tool, reversible)
             if again.changed and again.fallback is None:
                 result = replace(again, truncated=again.truncated or result.truncated)
     except (OverflowError, RecursionError):

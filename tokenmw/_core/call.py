@@ -31,6 +31,9 @@ class CallUsage:
     """The sum of earlier sends of this call (a wrap hook that retries or hedges, an expansion):
     each billed response is banked here when the next one arrives, and folded in at the end."""
     _sends: list[Any] | None = None
+    next_send_unrequested: bool = False
+    """Set by a hook before a send of its own doing (an expansion follow-up): that send's input
+    counts as sent but not as original, so ``input_tokens_saved`` is net of it."""
 
     def record_send(self, response: Any) -> None:
         """One response the model billed (the chain's centre calls this once per send): a second
@@ -49,6 +52,9 @@ class CallUsage:
         the earlier ones rather than replacing them."""
         if self.input_tokens_sent is not None:
             self._bank(local=True)
+        if self.next_send_unrequested:
+            self.next_send_unrequested = False
+            original = 0  # the caller never asked for this request: nothing saved on it
         self.input_tokens_original = original
         self.input_tokens_sent = sent
 
@@ -196,4 +202,3 @@ class Call:
         """Ask a stream to stop after the current chunk: upstream is closed at once and
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
-

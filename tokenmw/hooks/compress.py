@@ -13,10 +13,12 @@ from opentelemetry import trace
 
 from tokenmw._compress import Level, Report, compress_chat, compress_responses
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
-from tokenmw._core.hook import Hook
+from tokenmw._core.hook import CallNext, Hook
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw.hooks import _expand
+from tokenmw.telemetry import _spans as tel
 from tokenmw.telemetry._spans import annotate_tokens
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["Compress"]
 
 _LEVELS = get_args(Level)
+_OFFERED = "compress.expand_offered"
 
 
 class Compress(Hook):
@@ -38,13 +41,31 @@ class Compress(Hook):
     left alone. ``max_input_tokens``: drop the oldest turns (the system prompt and first user message
     stay, tool calls keep their results) so the request fits; cuts come in steps of a quarter of the
     budget so the kept prefix stays cacheable.
+
+    ``reversible`` (aggressive only): every elision marker carries ``ref=<id>``, its original is
+    kept in a per-process store, and the request gains the ``tokenmw_expand`` tool; when the model
+    calls it, the original is sent back and the model's next answer is returned, at most
+    ``max_expansions`` times per call (see ``hooks/_expand.py``).
     """
 
     name = "compress"
     sync_fast_path = True
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Compress:
+        # Only reversible compression runs around the model call; a plain Compress defines no
+        # ``wrap``, so it costs no wrap phase (and no wrap span) per call.
+        reversible = kwargs.get("reversible", args[3] if len(args) > 3 else False)
+        if cls is Compress and reversible:
+            cls = _ReversibleCompress
+        return super().__new__(cls)
+
     def __init__(
-        self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None
+        self,
+        level: Level = "safe",
+        min_tokens: int = 256,
+        max_input_tokens: int | None = None,
+        reversible: bool = False,
+        max_expansions: int = 3,
     ) -> None:
         if level not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
@@ -52,14 +73,21 @@ class Compress(Hook):
             raise ValueError("min_tokens must be >= 0")
         if max_input_tokens is not None and max_input_tokens <= 0:
             raise ValueError("max_input_tokens must be a positive number of tokens")
+        if reversible and level != "aggressive":
+            raise ValueError("reversible=True needs level='aggressive' (the safe level leaves nothing out)")
+        if max_expansions < 0:
+            raise ValueError("max_expansions must be >= 0")
         self.level: Level = level
         self.min_tokens = min_tokens
         self.max_input_tokens = max_input_tokens
+        self.reversible = bool(reversible)
+        self.max_expansions = max_expansions
 
     def __repr__(self) -> str:
+        extra = f", reversible=True, max_expansions={self.max_expansions}" if self.reversible else ""
         return (
             f"Compress(level={self.level!r}, min_tokens={self.min_tokens}, "
-            f"max_input_tokens={self.max_input_tokens})"
+            f"max_input_tokens={self.max_input_tokens}{extra})"
         )
 
     async def before(self, call: Call) -> None:
@@ -77,22 +105,29 @@ class Compress(Hook):
             return
 
         original = _originals(call)
-        report = self._apply(call, original, range(0))
+        # Refs only where the tool can be offered: a marker nobody can expand is only longer.
+        reversible = self.reversible and self.max_expansions > 0 and _can_offer(call)
+        report = self._apply(call, original, range(0), reversible)
         if self.max_input_tokens is not None and await call.input_tokens() > self.max_input_tokens:
             cut = await self._cut(call, original)
             if cut is not None:
-                report = self._apply(call, original, cut)
+                report = self._apply(call, original, cut, reversible)
         call.state[self.name] = report
+        if report.refs:
+            _expand.offer(call)
+            call.state[_OFFERED] = True
         if recording:
             annotate_tokens(before, await call.input_tokens(), **_attributes(self.level, report))
 
-    def _apply(self, call: Call, original: dict[str, Any], drop: range) -> Report:
+    def _apply(self, call: Call, original: dict[str, Any], drop: range, reversible: bool = False) -> Report:
         """Compress the request as the caller made it (dropping ``drop``) into ``call.request``."""
         if call.operation == "chat":
-            messages, report = compress_chat(original["messages"], self.level, drop=drop)
+            messages, report = compress_chat(
+                original["messages"], self.level, drop=drop, reversible=reversible
+            )
             call.request["messages"] = messages
         else:
-            updates, report = compress_responses(original, self.level, drop=drop)
+            updates, report = compress_responses(original, self.level, drop=drop, reversible=reversible)
             call.request.update(original)
             call.request.update(updates)
         return report
@@ -122,6 +157,53 @@ class Compress(Hook):
         return None if cut is None else range(pinned, cut)
 
 
+class _ReversibleCompress(Compress):
+    """``Compress(reversible=True)``: also answers the model's ``tokenmw_expand`` calls."""
+
+    async def wrap(self, call: Call, call_next: CallNext) -> Any:
+        response = await call_next(call)
+        if not call.state.get(_OFFERED):
+            return response
+        spent = 0
+        offered = True
+        while offered:
+            expands = _expand.expand_calls(call, response)
+            if not expands:
+                return response
+            results: list[str] = []
+            spans = []
+            for expand in expands:
+                allowed = spent < self.max_expansions
+                spent += allowed
+                text, restored = _expand.answer(expand, allowed)
+                results.append(text)
+                if allowed:
+                    tokens = await _count(call, restored) if restored is not None else 0
+                    spans.append(tel.start_expand_span(expand.ref, restored is not None, tokens))
+            _expand.follow_up(call, response, expands, results)
+            if spent >= self.max_expansions:
+                _expand.withdraw(call)  # the follow-up's answer cannot be another expand call
+                offered = False
+            call.usage.next_send_unrequested = True
+            try:
+                response = await call_next(call)
+            finally:
+                for span in spans:
+                    if span is not None:
+                        span.end()
+        return response
+
+
+def _can_offer(call: Call) -> bool:
+    """Whether the expand tool can be added: not on streams (not supported yet), nor where a tool
+    would change what the caller asked for (``_expand.blocked``)."""
+    return not call.stream and _expand.blocked(call) is None
+
+
+async def _count(call: Call, text: str) -> int:
+    return await cache_for(await encoding_for_async(call.model)).count_all_async([text])
+
+
 def _originals(call: Call) -> dict[str, Any]:
     """The fields compression reads, as the caller passed them (kept for a second pass)."""
     keys = ("messages",) if call.operation == "chat" else ("input", "instructions")
@@ -144,6 +226,7 @@ def _attributes(level: str, report: Report) -> dict[str, Any]:
         "compress.truncated": report.truncated,
         "compress.json_tables": report.tables,
         "compress.dropped": report.dropped,
+        "compress.refs": report.refs,
         "compress.fallback": bool(report.fallbacks),
         "compress.fallbacks": ",".join(sorted(set(report.fallbacks))),
     }

@@ -25,7 +25,7 @@ from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
+from tokenmw.server._reply import Answer, cap_tokens, read_expand, read_request, reply_text, split_deltas
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
 
@@ -34,6 +34,7 @@ class _ServerState(Protocol):
 
     settings: ServerSettings
     recorder: Recorder
+
 
 __all__ = ["Handler"]
 
@@ -161,7 +162,9 @@ class Handler(BaseHTTPRequestHandler):
         encoding = encoding_for(model)
         counts = cache_for(encoding)
         prompt_tokens = _input_tokens("chat", request, counts)
-        answer = read_request("chat", request) if settings.answer == "auto" else None
+        answer = read_expand("chat", request) if settings.expand_refs else None
+        if answer is None and settings.answer == "auto":
+            answer = read_request("chat", request)
         id_ = _new_id("chatcmpl-")
         created = int(time.time())
         if answer is not None and answer.tool_name is not None:
@@ -224,7 +227,9 @@ class Handler(BaseHTTPRequestHandler):
         encoding = encoding_for(request["model"])
         counts = cache_for(encoding)
         input_tokens = _input_tokens("responses", request, counts)
-        answer = read_request("responses", request) if settings.answer == "auto" else None
+        answer = read_expand("responses", request) if settings.expand_refs else None
+        if answer is None and settings.answer == "auto":
+            answer = read_request("responses", request)
         id_ = _new_id("resp_")
         if answer is not None and answer.tool_name is not None:
             self._responses_tool(request, id_, input_tokens, counts.count, answer, settings)

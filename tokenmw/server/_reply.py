@@ -8,6 +8,7 @@ settings must give the same text whatever the prompt became.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,16 @@ from typing import Any
 
 from tokenmw._tokens.encodings import encoding_for
 
-__all__ = ["WORDS", "Answer", "cap_tokens", "read_request", "reply_text", "schema_instance", "split_deltas"]
+__all__ = [
+    "WORDS",
+    "Answer",
+    "cap_tokens",
+    "read_expand",
+    "read_request",
+    "reply_text",
+    "schema_instance",
+    "split_deltas",
+]
 
 _CORPUS = (
     "The middleware counts every prompt once and keeps the answer short. A careful agent sends "
@@ -140,6 +150,98 @@ def _tool_to_call(operation: str, request: Mapping[str, Any]) -> tuple[str, Any]
         if tool[0] not in called:
             return tool
     return tools[0] if choice == "required" or isinstance(choice, dict) else None
+
+
+# -- a model that reads reversible compression's markers (``x-tokenmw-expand-refs``) ---------------
+
+EXPAND_TOOL = "tokenmw_expand"
+_REF = re.compile(r"\bref=([A-Za-z0-9_-]+)")
+QUOTE_WORDS = 40
+"""Words of an expanded original the answer quotes (tests check the original arrived)."""
+
+
+def read_expand(operation: str, request: Mapping[str, Any]) -> Answer | None:
+    """With ``tokenmw_expand`` offered, a call for the first ref in the prompt not expanded yet;
+    else, right after an expansion, a text quoting the start of what came back; else ``None``."""
+    texts, expanded, last_result = _expand_view(operation, request)
+    if any(name == EXPAND_TOOL for name, _ in _tools(operation, request)):
+        for text in texts:
+            for ref in _REF.findall(text):
+                if ref not in expanded:
+                    return Answer(tool_name=EXPAND_TOOL, arguments=json.dumps({"ref": ref}))
+    if last_result is not None:
+        return Answer(text="From the expanded original: " + " ".join(last_result.split()[:QUOTE_WORDS]))
+    return None
+
+
+def _expand_view(operation: str, request: Mapping[str, Any]) -> tuple[list[str], set[str], str | None]:
+    """The prompt's texts (expand results left out), the refs already expanded, and the last
+    expand result when the conversation ends with one."""
+    texts: list[str] = []
+    expanded: set[str] = set()
+    ids: set[str] = set()
+    last: str | None = None
+
+    def called(call_id: Any, name: Any, arguments: Any) -> None:
+        if name != EXPAND_TOOL:
+            return
+        ids.add(str(call_id))
+        try:
+            ref = json.loads(arguments).get("ref") if isinstance(arguments, str) else None
+        except (ValueError, AttributeError):
+            ref = None
+        if isinstance(ref, str):
+            expanded.add(ref)
+
+    if operation == "chat":
+        for message in request.get("messages") or ():
+            if not isinstance(message, dict):
+                continue
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    called(call.get("id"), function.get("name"), function.get("arguments"))
+            text = _plain(message.get("content"))
+            if message.get("role") == "tool" and str(message.get("tool_call_id")) in ids:
+                last = text
+                continue
+            last = None
+            texts.append(text)
+        return texts, expanded, last
+    instructions = request.get("instructions")
+    if isinstance(instructions, str):
+        texts.append(instructions)
+    items = request.get("input")
+    for item in [items] if isinstance(items, str) else items if isinstance(items, list) else ():
+        if isinstance(item, str):
+            texts.append(item)
+            last = None
+            continue
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        if kind == "function_call":
+            called(item.get("call_id"), item.get("name"), item.get("arguments"))
+            continue
+        if kind == "function_call_output":
+            text = _plain(item.get("output"))
+            if str(item.get("call_id")) in ids:
+                last = text
+                continue
+        else:
+            text = _plain(item.get("content"))
+        last = None
+        texts.append(text)
+    return texts, expanded, last
+
+
+def _plain(content: Any) -> str:
+    """The text of a message content: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
 
 
 def _structured_schema(operation: str, request: Mapping[str, Any]) -> Any:

@@ -34,6 +34,10 @@ class ServerSettings:
     answer: str = "text"
     """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
     when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
+    expand_refs: bool = False
+    """Act as a model that reads reversible compression's markers: with ``tokenmw_expand`` offered
+    and a ``ref=<id>`` in the prompt it has not expanded yet, call the tool for it; after an
+    expansion, answer by quoting the start of what it got back (header ``x-tokenmw-expand-refs``)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +53,7 @@ class RequestSettings:
     """Chooses where in the reply corpus the text starts; ``None`` gives the same text every time."""
     error_status: int | None = None
     """Answer with this HTTP error status instead of a completion."""
+    expand_refs: bool = False
 
 
 class SettingsError(ValueError):
@@ -67,6 +72,7 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         chunk_delay=settings.chunk_delay,
         ignore_max_tokens=settings.ignore_max_tokens,
         answer=settings.answer,
+        expand_refs=settings.expand_refs,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -88,6 +94,8 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 if value not in ANSWERS:
                     raise ValueError(value)
                 changes["answer"] = value
+            elif name == "expand-refs":
+                changes["expand_refs"] = _boolean(value)
             elif name == "seed":
                 changes["seed"] = value
             elif name == "error":

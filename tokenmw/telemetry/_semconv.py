@@ -42,10 +42,18 @@ TOKENMW_TOKENS_SAVED = "tokenmw.tokens.saved"
 TOKENMW_OUTPUT_ESTIMATED = "tokenmw.usage.output_estimated"
 """Set when ``gen_ai.usage.output_tokens`` was counted locally (the API reported no usage)."""
 
+SPAN_COMPRESS_EXPAND = "tokenmw.compress.expand"
+"""One expansion of reversible compression: the model called ``tokenmw_expand``."""
+TOKENMW_EXPAND_REF = "tokenmw.expand.ref"
+TOKENMW_EXPAND_FOUND = "tokenmw.expand.found"
+"""Whether the original was still held (else the model was told it is no longer available)."""
+TOKENMW_EXPAND_TOKENS_RESTORED = "tokenmw.expand.tokens_restored"
+
 METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
 METRIC_TOKENS_SAVED = "tokenmw.tokens.saved"
 METRIC_HOOK_DURATION = "tokenmw.hook.duration"
+METRIC_EXPANSIONS = "tokenmw.compress.expansions"
 
 # Bucket boundaries the GenAI conventions advise.
 OPERATION_DURATION_BUCKETS = (

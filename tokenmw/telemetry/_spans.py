@@ -55,6 +55,7 @@ __all__ = [
     "sdk_configured",
     "set_usage_reporting",
     "start_call_span",
+    "start_expand_span",
     "start_hook_span",
 ]
 
@@ -355,7 +356,6 @@ def _record_call_metrics(
 # -- what the response says about itself ---------------------------------------------------------
 
 
-
 # The Responses API reports a status; the conventions name finish reasons like chat does.
 _RESPONSES_REASONS = {
     "completed": "stop",
@@ -479,3 +479,24 @@ def annotate_tokens(before: int, after: int, **extra: Any) -> None:
         span.set_attribute(sc.TOKENMW_TOKENS_SAVED, before - after)
         for key, value in extra.items():
             span.set_attribute(f"tokenmw.{key}", value)
+
+
+# -- reversible compression ----------------------------------------------------------------------
+
+
+def start_expand_span(ref: str | None, found: bool, tokens: int | None) -> Span | None:
+    """One expansion: counted on the metric, and a ``tokenmw.compress.expand`` span, child of the
+    current (call) span, that the caller ends when the follow-up request is back (``None``
+    without a recording tracer)."""
+    if _instruments is not None:
+        _instruments.expansions.add(1, {sc.TOKENMW_EXPAND_FOUND: found})
+    parent = trace.get_current_span()
+    tracer = _tracer
+    if tracer is None or not parent.is_recording():
+        return None
+    attrs: dict[str, Any] = {sc.TOKENMW_EXPAND_FOUND: found}
+    if ref is not None:
+        attrs[sc.TOKENMW_EXPAND_REF] = ref
+    if tokens is not None:
+        attrs[sc.TOKENMW_EXPAND_TOKENS_RESTORED] = tokens
+    return tracer.start_span(sc.SPAN_COMPRESS_EXPAND, attributes=attrs)

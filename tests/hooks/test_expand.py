@@ -364,3 +364,54 @@ def test_reversible_needs_aggressive() -> None:
         tokenmw.Compress(reversible=True)
     with pytest.raises(ValueError, match="max_expansions"):
         tokenmw.Compress(level="aggressive", reversible=True, max_expansions=-1)
+
+
+# -- mixed turns (the chain alone: the embedded server never mixes tool calls) --------------------
+
+
+def completion(message: dict[str, Any], finish: str = "stop") -> dict[str, Any]:
+    usage = {"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}
+    return {"choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+
+
+async def test_mixed_turn_answers_expand_and_asks_again() -> None:
+    """The model calls the caller's tool and tokenmw_expand at once: tokenmw answers the expand
+    call, leaves the caller's call out of the model's turn (it was never run) and asks again; the
+    caller gets the model's next answer, here a fresh call of its own tool."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(call: tokenmw.Call) -> Any:
+        sent.append(json.loads(json.dumps(call.request)))
+        if len(sent) == 1:
+            ref = _REF.findall(json.dumps(call.request["messages"]))[0]
+            return completion(
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "read_log", "arguments": "{}"}},
+                        {
+                            "id": "c2",
+                            "type": "function",
+                            "function": {"name": "tokenmw_expand", "arguments": json.dumps({"ref": ref})},
+                        },
+                    ],
+                },
+                "tool_calls",
+            )
+        again = {"id": "c3", "type": "function", "function": {"name": "read_log", "arguments": '{"day": 2}'}}
+        return completion({"role": "assistant", "content": None, "tool_calls": [again]}, "tool_calls")
+
+    mw = tokenmw.Middleware([tokenmw.Compress(level="aggressive", reversible=True, min_tokens=0)])
+    request = {"model": MODEL, "messages": conversation(job_log()), "tools": [READ_LOG]}
+    response = await mw.run(tokenmw.Call(request, "chat"), send)
+    assert len(sent) == 2
+    turn, result = sent[1]["messages"][-2:]
+    assert [c["id"] for c in turn["tool_calls"]] == ["c2"]  # the caller's call left out, not half-answered
+    assert result == {"role": "tool", "tool_call_id": "c2", "content": result["content"]}
+    assert "99000 ms" in result["content"]
+    assert tool_names(sent[1]) == ["read_log", "tokenmw_expand"]
+    assert_coherent(sent[1]["messages"])
+    calls = response["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["read_log"]
+    assert mw.usage.input_tokens_reported == 20

@@ -3,6 +3,7 @@ that calls ``tokenmw_expand`` for every ref it sees (``x-tokenmw-expand-refs``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -349,16 +350,6 @@ async def test_a_caller_tool_named_tokenmw_expand_is_left_alone(
     assert resp.choices[0].message.content
 
 
-def test_streams_are_not_offered_the_tool(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:
-    hook = tokenmw.Compress(level="aggressive", reversible=True, min_tokens=0)
-    client = tokenmw.Middleware([hook]).wrap(sync_client.with_options(default_headers=HEADERS))
-    stream = client.chat.completions.create(model=MODEL, messages=conversation(job_log()), stream=True)
-    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
-    (body,) = bodies(live_server)
-    assert "tools" not in body and "ref=" not in json.dumps(body)
-    assert text
-
-
 def test_reversible_needs_aggressive() -> None:
     with pytest.raises(ValueError, match="aggressive"):
         tokenmw.Compress(reversible=True)
@@ -415,3 +406,80 @@ async def test_mixed_turn_answers_expand_and_asks_again() -> None:
     calls = response["choices"][0]["message"]["tool_calls"]
     assert [c["function"]["name"] for c in calls] == ["read_log"]
     assert mw.usage.input_tokens_reported == 20
+
+
+# -- streams ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("usage_chunk", [True, False], ids=["include-usage", "no-usage"])
+async def test_async_chat_stream_continues_with_the_follow_up(
+    async_client: openai.AsyncOpenAI, live_server: EmbeddedServer, otel: Capture, usage_chunk: bool
+) -> None:
+    ended: list[str] = []
+
+    class End(tokenmw.Hook):
+        name = "end"
+
+        def on_stream_end(self, call: tokenmw.Call, outcome: Any) -> None:
+            ended.append(outcome)
+
+    compress = tokenmw.Compress(level="aggressive", reversible=True, min_tokens=0)
+    mw = tokenmw.Middleware([compress, End(), tokenmw.CountTokens()])
+    client = mw.wrap(async_client.with_options(default_headers=HEADERS))
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if usage_chunk else {}
+    stream = await client.chat.completions.create(
+        model=MODEL, messages=conversation(job_log()), stream=True, **extra
+    )
+    assert isinstance(stream, openai.AsyncStream)
+    chunks = [chunk async for chunk in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)  # no expand call seen
+    assert len({c.id for c in chunks}) == 1  # one well-formed stream: the follow-up's
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert text.startswith("From the expanded original: ")
+    first, second = bodies(live_server)
+    assert first["stream"] is True and second["stream"] is True
+    assert "99000 ms" in second["messages"][-1]["content"]
+    assert ended == ["completed"]
+    assert mw.usage.calls == 1
+    sent = [await tokenmw.Call(body, "chat").input_tokens() for body in (first, second)]
+    assert mw.usage.input_tokens_sent == sum(sent)
+    if usage_chunk:  # the expand stream's usage chunk was consumed by tokenmw, and still counted
+        assert mw.usage.input_tokens_reported == sum(sent)
+    assert len([s for s in otel.spans() if s.name == sc.SPAN_COMPRESS_EXPAND]) == 1
+
+
+def test_sync_responses_stream_continues_with_the_follow_up(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    mw, _ = mw_with_spy()
+    client = mw.wrap(sync_client.with_options(default_headers=HEADERS))
+    events = list(client.responses.create(model=MODEL, input=responses_input(job_log()), stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds.count("response.created") == 1 and kinds.count("response.completed") == 1
+    assert "response.function_call_arguments.delta" not in kinds
+    assert events[-1].response.output_text.startswith("From the expanded original: ")
+    _, second = bodies(live_server, "/v1/responses")
+    assert "99000 ms" in second["input"][-1]["output"]
+    first, second = bodies(live_server, "/v1/responses")
+    sent = [asyncio.run(tokenmw.Call(body, "responses").input_tokens()) for body in (first, second)]
+    assert events[-1].response.usage.input_tokens == sent[1]
+    assert mw.usage.input_tokens_reported == sum(sent)  # the consumed expand stream's usage too
+
+
+def test_a_text_stream_reaches_the_caller_whole(
+    sync_client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    """Offered the tool, the model answers in text: the chunks read ahead come first, nothing lost."""
+    hook = tokenmw.Compress(level="aggressive", reversible=True, min_tokens=0)
+    plain = list(
+        sync_client.chat.completions.create(model=MODEL, messages=conversation(job_log()), stream=True)
+    )
+    client = tokenmw.Middleware([hook]).wrap(sync_client)  # the server does not expand
+    live_server.reset()
+    chunks = list(client.chat.completions.create(model=MODEL, messages=conversation(job_log()), stream=True))
+    (body,) = bodies(live_server)
+    assert tool_names(body) == ["tokenmw_expand"]
+    assert [c.choices[0].delta.content for c in chunks] == [c.choices[0].delta.content for c in plain]
+    assert [c.choices[0].finish_reason for c in chunks] == [c.choices[0].finish_reason for c in plain]

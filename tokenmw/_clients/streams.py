@@ -64,7 +64,7 @@ class SyncStreamProxy(_StreamProxy):
             if item is NEED_UPSTREAM:
                 self._self_reading = True
                 try:
-                    chunk = next(self.__wrapped__)
+                    chunk = run.replayed() if run.replaying else next(self.__wrapped__)
                 except StopIteration:
                     run.upstream_ended()
                     continue
@@ -109,7 +109,7 @@ class AsyncStreamProxy(_StreamProxy):
             if item is NEED_UPSTREAM:
                 self._self_reading = True
                 try:
-                    chunk = await self.__wrapped__.__anext__()
+                    chunk = run.replayed() if run.replaying else await self.__wrapped__.__anext__()
                 except StopAsyncIteration:
                     run.upstream_ended()
                     continue

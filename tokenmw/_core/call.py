@@ -73,6 +73,21 @@ class CallUsage:
                 setattr(bank, name, (getattr(bank, name) or 0) + value)
                 setattr(self, name, None)
 
+    def bank_reported(self, obj: Any) -> None:
+        """Add the usage reported on ``obj`` to the earlier sends at once: a response a hook read
+        and never passed on (a stream that was only an expand call)."""
+        reported = read_usage(obj)
+        if reported is None:
+            return
+        bank = self.earlier
+        if bank is None:
+            bank = self.earlier = CallUsage()
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+            value = getattr(reported, name)
+            if isinstance(value, int):
+                target = "input_tokens_reported" if name == "input_tokens" else name
+                setattr(bank, target, (getattr(bank, target) or 0) + value)
+
     def fold_earlier(self) -> None:
         """Add the banked sends into these figures (once, when the call ends)."""
         bank, self.earlier = self.earlier, None

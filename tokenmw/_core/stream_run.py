@@ -9,6 +9,7 @@ decided here, so the two proxies cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
     from tokenmw._core.call import Call
 
-__all__ = ["NEED_UPSTREAM", "STREAM_OVER", "StreamRun"]
+__all__ = ["NEED_UPSTREAM", "REPLAY", "STREAM_OVER", "StreamRun", "close_upstream", "read_upstream"]
 
 logger = logging.getLogger("tokenmw")
 
@@ -34,6 +35,38 @@ NEED_UPSTREAM: Any = object()
 """``StreamRun.pull()``: nothing queued; fetch the next upstream chunk and ``push()`` it."""
 STREAM_OVER: Any = object()
 """``StreamRun.pull()``: the stream is over and the call has ended; stop the caller's iteration."""
+REPLAY = "tokenmw.stream.replay"
+"""``call.state`` key: chunks a ``wrap`` hook read from the stream it returns, before returning it
+(to see how the stream begins). The caller gets them first, through every ``on_chunk`` hook, then
+the rest of the stream: the proxy still wraps the real upstream stream."""
+UPSTREAM_END: Any = object()
+"""``read_upstream``: the stream is exhausted."""
+
+
+async def read_upstream(stream: Any) -> Any:
+    """The next chunk of an upstream stream, sync or async, or ``UPSTREAM_END`` (for a ``wrap``
+    hook that reads a stream before the caller does)."""
+    if hasattr(stream, "__anext__"):
+        try:
+            return await stream.__anext__()
+        except StopAsyncIteration:
+            return UPSTREAM_END
+    try:
+        return next(stream)
+    except StopIteration:
+        return UPSTREAM_END
+
+
+async def close_upstream(stream: Any) -> None:
+    """Close an upstream stream a hook read itself, sync or async (``aclose`` first: LiteLLM's
+    async wrapper has a sync ``close`` that cannot close it)."""
+    for name in ("aclose", "close"):
+        close = getattr(stream, name, None)
+        if close is not None:
+            result = close()
+            if inspect.isawaitable(result):
+                await result
+            return
 
 
 class StreamLayer(Protocol):
@@ -76,6 +109,7 @@ class StreamRun:
         "_chunk_ns",
         "_error",
         "_pending",
+        "_replay",
         "_upstream_done",
         "call",
         "chain",
@@ -96,6 +130,7 @@ class StreamRun:
         self.stopped = False
         self.chunks = 0
         self._pending: deque[Any] = deque()
+        self._replay: deque[Any] = deque(call.state.pop(REPLAY, ()))
         self._upstream_done = False
         self._error: BaseException | None = None
         # Time in each on_chunk hook, added to hook_times once at the end (no lock per chunk).
@@ -147,6 +182,16 @@ class StreamRun:
         """Reading upstream raised ``error`` (which the proxy re-raises): end the call."""
         self._upstream_done = True
         self.finish("error", error)
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the next upstream chunk is one a hook read ahead (``REPLAY``): the proxy takes
+        it from ``replayed()`` instead of reading upstream."""
+        return bool(self._replay)
+
+    def replayed(self) -> Any:
+        """The next chunk a hook read ahead."""
+        return self._replay.popleft()
 
     # -- per chunk ----------------------------------------------------------------------------------
 

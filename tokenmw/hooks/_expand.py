@@ -23,12 +23,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tokenmw._compress import refs
+from tokenmw._core.stream_run import UPSTREAM_END, read_upstream
 from tokenmw._wire.fields import get_field as get
+from tokenmw._wire.usage import FINAL_EVENTS
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
 
-__all__ = ["TOOL_NAME", "ExpandCall", "answer", "blocked", "expand_calls", "follow_up", "offer", "withdraw"]
+__all__ = [
+    "TOOL_NAME",
+    "ExpandCall",
+    "Peeked",
+    "answer",
+    "blocked",
+    "expand_calls",
+    "follow_up",
+    "offer",
+    "peek",
+    "withdraw",
+]
 
 TOOL_NAME = "tokenmw_expand"
 
@@ -222,3 +235,88 @@ def follow_up(call: Call, response: Any, expands: list[ExpandCall], results: lis
         for e, text in zip(expands, results, strict=True)
     ]
     request["input"] = [*base, *calls, *outputs]
+
+
+# -- streams -------------------------------------------------------------------------------------
+#
+# A stream is read ahead only as far as it takes to see how it begins. Text first (chat content, a
+# Responses ``message`` item): it is the caller's, and the chunks read so far are replayed to the
+# caller ahead of the rest. Tool calls first: they are short, so the stream is read to its end and
+# it is the caller's unless it calls ``tokenmw_expand``. Known limit: a model that writes text
+# first and calls ``tokenmw_expand`` after it in the same stream hands the caller that call.
+
+
+@dataclass(slots=True)
+class Peeked:
+    """How a stream began: the chunks read, and, when it is an expand turn, the model's turn as a
+    complete response (what ``expand_calls`` and ``follow_up`` read)."""
+
+    chunks: list[Any]
+    expand: Any = None
+
+
+async def peek(call: Call, stream: Any) -> Peeked:
+    """Read ``stream`` until it is clear whether the model called ``tokenmw_expand``."""
+    chunks: list[Any] = []
+    tools = False
+    final: Any = None
+    while True:
+        chunk = await read_upstream(stream)
+        if chunk is UPSTREAM_END:
+            break
+        chunks.append(chunk)
+        if call.operation == "chat":
+            choices = get(chunk, "choices")
+            delta = get(choices[0], "delta") if choices else None
+            if delta is None:
+                continue
+            if get(delta, "tool_calls"):
+                tools = True
+            elif get(delta, "content") and not tools:
+                return Peeked(chunks)  # text first: the caller's stream
+            continue
+        kind = get(chunk, "type")
+        if kind == "response.output_item.added":
+            item_kind = get(get(chunk, "item"), "type")
+            if item_kind == "function_call":
+                tools = True
+            elif item_kind != "reasoning" and not tools:
+                return Peeked(chunks)
+        elif kind in FINAL_EVENTS:
+            final = get(chunk, "response")
+    if not tools:
+        return Peeked(chunks)
+    turn = _chat_turn(chunks) if call.operation == "chat" else final
+    return Peeked(chunks, turn if turn is not None and expand_calls(call, turn) else None)
+
+
+def _chat_turn(chunks: list[Any]) -> dict[str, Any]:
+    """The assistant turn a chat stream's chunks spell (first choice), as a complete response."""
+    content: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    for chunk in chunks:
+        choices = get(chunk, "choices")
+        delta = get(choices[0], "delta") if choices else None
+        if delta is None:
+            continue
+        text = get(delta, "content")
+        if isinstance(text, str):
+            content.append(text)
+        for piece in get(delta, "tool_calls") or ():
+            index = get(piece, "index") or 0
+            entry = calls.setdefault(
+                index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
+            if get(piece, "id"):
+                entry["id"] = get(piece, "id")
+            function = get(piece, "function")
+            for key in ("name", "arguments"):
+                value = get(function, key) if function is not None else None
+                if isinstance(value, str):
+                    entry["function"][key] += value
+    message = {
+        "role": "assistant",
+        "content": "".join(content) or None,
+        "tool_calls": [calls[i] for i in sorted(calls)],
+    }
+    return {"choices": [{"index": 0, "message": message}]}

@@ -14,6 +14,7 @@ from opentelemetry import trace
 from tokenmw._compress import Level, Report, compress_chat, compress_responses
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import CallNext, Hook
+from tokenmw._core.stream_run import REPLAY, close_upstream
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
@@ -164,10 +165,22 @@ class _ReversibleCompress(Compress):
         response = await call_next(call)
         if not call.state.get(_OFFERED):
             return response
-        spent = 0
+        spent = 0  # expand calls answered (the budget is max_expansions)
         offered = True
         while offered:
-            expands = _expand.expand_calls(call, response)
+            turn = response
+            if call.stream:
+                if not _is_upstream(response):
+                    return response  # a hook answered the stream with a whole response
+                peeked = await _expand.peek(call, response)
+                if peeked.expand is None:
+                    call.state[REPLAY] = peeked.chunks  # the caller's stream, as it began
+                    return response
+                await close_upstream(response)  # an expand turn: the caller never sees it
+                for chunk in peeked.chunks:
+                    call.usage.bank_reported(chunk)
+                turn = peeked.expand
+            expands = _expand.expand_calls(call, turn)
             if not expands:
                 return response
             results: list[str] = []
@@ -180,7 +193,7 @@ class _ReversibleCompress(Compress):
                 if allowed:
                     tokens = await _count(call, restored) if restored is not None else 0
                     spans.append(tel.start_expand_span(expand.ref, restored is not None, tokens))
-            _expand.follow_up(call, response, expands, results)
+            _expand.follow_up(call, turn, expands, results)
             if spent >= self.max_expansions:
                 _expand.withdraw(call)  # the follow-up's answer cannot be another expand call
                 offered = False
@@ -191,13 +204,17 @@ class _ReversibleCompress(Compress):
                 for span in spans:
                     if span is not None:
                         span.end()
-        return response
+        return response  # the budget is spent: the follow-up was sent without the tool
 
 
 def _can_offer(call: Call) -> bool:
-    """Whether the expand tool can be added: not on streams (not supported yet), nor where a tool
-    would change what the caller asked for (``_expand.blocked``)."""
-    return not call.stream and _expand.blocked(call) is None
+    """Whether the expand tool can be added: not where a tool would change what the caller asked
+    for (``_expand.blocked``)."""
+    return _expand.blocked(call) is None
+
+
+def _is_upstream(response: Any) -> bool:
+    return hasattr(response, "__next__") or hasattr(response, "__anext__")
 
 
 async def _count(call: Call, text: str) -> int:

@@ -305,6 +305,7 @@ async def test_a_wrap_hook_sending_twice_records_both_responses(async_client: An
     wrapped = mw.wrap(async_client)
     await wrapped.chat.completions.create(model="gpt-4o-mini", messages=messages)
     assert mw.usage.calls == 1
+    assert mw.usage.requests == 2
     assert mw.usage.input_tokens_reported == 2 * single.usage.prompt_tokens
     assert mw.usage.output_tokens == 2 * single.usage.completion_tokens
     assert mw.usage.input_tokens_sent == 2 * (

@@ -151,6 +151,7 @@ async def test_chat_expansion_round_trip(
     # Both requests billed, both recorded (issue 11, defect 5).
     assert len(spy.seen) == 2
     assert mw.usage.calls == 1
+    assert mw.usage.requests == 2
     assert mw.usage.input_tokens_reported == sum(r.usage.prompt_tokens for r in spy.seen)
     assert mw.usage.output_tokens == sum(r.usage.completion_tokens for r in spy.seen)
     sent = [await tokenmw.Call(body, "chat").input_tokens() for body in (first, second)]
@@ -212,6 +213,7 @@ async def test_max_expansions_is_honoured(
     assert resp.choices[0].message.tool_calls is None
     assert resp.choices[0].message.content.startswith("From the expanded original: ")
     assert len(spy.seen) == 3
+    assert mw.usage.requests == 3
     assert mw.usage.input_tokens_reported == sum(r.usage.prompt_tokens for r in spy.seen)
 
     expands = [s for s in otel.spans() if s.name == sc.SPAN_COMPRESS_EXPAND]
@@ -442,6 +444,7 @@ async def test_async_chat_stream_continues_with_the_follow_up(
     assert "99000 ms" in second["messages"][-1]["content"]
     assert ended == ["completed"]
     assert mw.usage.calls == 1
+    assert mw.usage.requests == 2
     sent = [await tokenmw.Call(body, "chat").input_tokens() for body in (first, second)]
     assert mw.usage.input_tokens_sent == sum(sent)
     if usage_chunk:  # the expand stream's usage chunk was consumed by tokenmw, and still counted

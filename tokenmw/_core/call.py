@@ -27,6 +27,8 @@ class CallUsage:
     output_tokens_estimated: bool = False
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    requests: int = 0
+    """Requests the model answered for this call (more than one: a retry, hedging, expansions)."""
     earlier: CallUsage | None = None
     """The sum of earlier sends of this call (a wrap hook that retries or hedges, an expansion):
     each billed response is banked here when the next one arrives, and folded in at the end."""

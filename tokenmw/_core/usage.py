@@ -19,6 +19,7 @@ __all__ = ["ModelUsage", "Usage"]
 
 _FIELDS = (
     "calls",
+    "requests",
     "input_tokens_original",
     "input_tokens_sent",
     "input_tokens_saved",
@@ -35,6 +36,9 @@ class ModelUsage:
     """Totals for one model (or, as ``Usage``, for all of them)."""
 
     calls: int = 0
+    requests: int = 0
+    """Requests the model answered: a call whose wrap hook retried, or whose reversible compression
+    expanded, made more than one (every one of them is in the token totals)."""
     input_tokens_original: int = 0
     input_tokens_sent: int = 0
     input_tokens_reported: int = 0
@@ -61,6 +65,7 @@ class ModelUsage:
 
     def _add(self, u: CallUsage) -> None:
         self.calls += 1
+        self.requests += u.requests
         if u.input_tokens_original is not None and u.input_tokens_sent is not None:
             self.input_tokens_original += u.input_tokens_original
             self.input_tokens_sent += u.input_tokens_sent

@@ -355,6 +355,8 @@ async def test_a_caller_tool_named_tokenmw_expand_is_left_alone(
 def test_reversible_needs_aggressive() -> None:
     with pytest.raises(ValueError, match="aggressive"):
         tokenmw.Compress(reversible=True)
+    with pytest.raises(TypeError, match="reversible=True by keyword"):
+        tokenmw.Compress("aggressive", 256, True)
     with pytest.raises(ValueError, match="max_expansions"):
         tokenmw.Compress(level="aggressive", reversible=True, max_expansions=-1)
 

@@ -55,8 +55,7 @@ class Compress(Hook):
     def __new__(cls, *args: Any, **kwargs: Any) -> Compress:
         # Only reversible compression runs around the model call; a plain Compress defines no
         # ``wrap``, so it costs no wrap phase (and no wrap span) per call.
-        reversible = kwargs.get("reversible", args[3] if len(args) > 3 else False)
-        if cls is Compress and reversible:
+        if cls is Compress and kwargs.get("reversible"):
             cls = _ReversibleCompress
         return super().__new__(cls)
 
@@ -65,6 +64,7 @@ class Compress(Hook):
         level: Level = "safe",
         min_tokens: int = 256,
         max_input_tokens: int | None = None,
+        *,
         reversible: bool = False,
         max_expansions: int = 3,
     ) -> None:
@@ -72,6 +72,8 @@ class Compress(Hook):
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
         if min_tokens < 0:
             raise ValueError("min_tokens must be >= 0")
+        if isinstance(max_input_tokens, bool):  # Compress("aggressive", 256, True): meant reversible
+            raise TypeError("max_input_tokens is a number of tokens; pass reversible=True by keyword")
         if max_input_tokens is not None and max_input_tokens <= 0:
             raise ValueError("max_input_tokens must be a positive number of tokens")
         if reversible and level != "aggressive":

@@ -46,14 +46,12 @@ __all__ = [
 TOOL_NAME = "tokenmw_expand"
 
 DESCRIPTION = (
-    "Parts of this conversation were shortened to save space; each shortened part is marked "
-    "like [… 40 similar lines … ref=abcd2345]. When the answer depends on text that a marker "
-    "stands for (an exact value, a line, a row, an error message), call this tool with the marker's "
-    "ref to read the original text. Do not call it when what is shown is enough."
+    "Shortened text here is marked [… ref=<id>]. If your answer needs the exact text a marker "
+    "replaced (a value, a line, a row), call this with its ref to read the original."
 )
 _PARAMETERS = {
     "type": "object",
-    "properties": {"ref": {"type": "string", "description": "The id after ref= in a marker."}},
+    "properties": {"ref": {"type": "string", "description": "the id after ref="}},
     "required": ["ref"],
     "additionalProperties": False,
 }

@@ -35,6 +35,15 @@ def build_parser(prog: str = "tokenmw serve") -> argparse.ArgumentParser:
         help="send the whole reply even when the request caps the output",
     )
     parser.add_argument(
+        "--latency-per-token", type=_non_negative_float, default=0.0,
+        help="seconds per output token, added to --latency",
+    )  # fmt: skip
+    parser.add_argument(
+        "--follow-word-limit",
+        action="store_true",
+        help='answer "at most N words" in the prompt with at most N words',
+    )
+    parser.add_argument(
         "--max-records", type=_non_negative_int, default=100, help="requests kept in memory for inspection"
     )
     return parser
@@ -58,6 +67,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             ignore_max_tokens=args.ignore_max_tokens,
             max_records=args.max_records,
             ready=announce,
+            latency_per_token=args.latency_per_token,
+            follow_word_limit=args.follow_word_limit,
         )
     except OSError as exc:  # port in use, address not available
         print(f"tokenmw serve: {exc}", file=sys.stderr)

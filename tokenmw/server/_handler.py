@@ -16,6 +16,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
@@ -25,7 +26,14 @@ from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
+from tokenmw.server._reply import (
+    Answer,
+    asked_word_limit,
+    cap_tokens,
+    read_request,
+    reply_text,
+    split_deltas,
+)
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
 
@@ -170,7 +178,10 @@ class Handler(BaseHTTPRequestHandler):
         if answer is not None and answer.text is not None:
             text, completion_tokens, cut = answer.text, counts.count(answer.text), False
         else:
-            text, completion_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+            text, completion_tokens, cut = _reply(
+                encoding.name, counts.count, _following(settings, "chat", request), cap
+            )
+        settings = _generating(settings, completion_tokens, request, len(text.split(" ")))
         finish_reason = "length" if cut else "stop"
         usage = payloads.chat_usage(prompt_tokens, completion_tokens)
         if not request.get("stream"):
@@ -232,7 +243,10 @@ class Handler(BaseHTTPRequestHandler):
         if answer is not None and answer.text is not None:
             text, output_tokens, cut = answer.text, counts.count(answer.text), False
         else:
-            text, output_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+            text, output_tokens, cut = _reply(
+                encoding.name, counts.count, _following(settings, "responses", request), cap
+            )
+        settings = _generating(settings, output_tokens, request, len(text.split(" ")))
         status = "incomplete" if cut else "completed"
         message_id = _new_id("msg_")
         final = payloads.response_object(
@@ -408,6 +422,34 @@ def _input_tokens(operation: str, request: Mapping[str, Any], counts: TokenCache
     """Input tokens by tokenmw's own counting rules, so tests can compare both sides exactly."""
     plan = plan_request(operation, request)
     return plan.fixed + counts.count_all(plan.texts)
+
+
+def _following(settings: RequestSettings, operation: str, request: Mapping[str, Any]) -> RequestSettings:
+    """``settings`` with the reply shortened to the word limit the prompt asks for, when the server
+    follows word limits (``follow_word_limit``)."""
+    if not settings.follow_word_limit:
+        return settings
+    limit = asked_word_limit(operation, request)
+    if limit is None or limit >= settings.reply_words:
+        return settings
+    return replace(settings, reply_words=limit)
+
+
+def _generating(
+    settings: RequestSettings, output_tokens: int, request: Mapping[str, Any], events: int
+) -> RequestSettings:
+    """``settings`` with the time to generate ``output_tokens`` added: to the wait before a
+    response, or spread over the gaps between a stream's ``events`` word events."""
+    if not settings.latency_per_token or not output_tokens:
+        return settings
+    seconds = settings.latency_per_token * output_tokens
+    if not request.get("stream"):
+        return replace(settings, latency=settings.latency + seconds)
+    return replace(
+        settings,
+        latency=settings.latency + seconds / max(events, 1),
+        chunk_delay=settings.chunk_delay + seconds / max(events, 1),
+    )
 
 
 def _reply(

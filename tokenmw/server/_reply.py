@@ -8,6 +8,7 @@ settings must give the same text whatever the prompt became.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,7 +17,16 @@ from typing import Any
 
 from tokenmw._tokens.encodings import encoding_for
 
-__all__ = ["WORDS", "Answer", "cap_tokens", "read_request", "reply_text", "schema_instance", "split_deltas"]
+__all__ = [
+    "WORDS",
+    "Answer",
+    "asked_word_limit",
+    "cap_tokens",
+    "read_request",
+    "reply_text",
+    "schema_instance",
+    "split_deltas",
+]
 
 _CORPUS = (
     "The middleware counts every prompt once and keeps the answer short. A careful agent sends "
@@ -48,6 +58,39 @@ def cap_tokens(encoding_name: str, text: str, cap: int) -> str | None:
     if len(tokens) <= cap:
         return None
     return encoding_for(encoding_name).decode(tokens[: max(cap, 0)])
+
+
+_WORD_LIMIT = re.compile(r"\bat most (\d{1,6}) words\b", re.IGNORECASE)
+
+
+def asked_word_limit(operation: str, request: Mapping[str, Any]) -> int | None:
+    """The smallest "at most N words" the prompt asks for (``follow_word_limit``), or ``None``.
+
+    A model of the effect, not a measurement: instruction-following models asked for a word limit
+    answer shorter, and this server answers with at most that many words.
+    """
+    texts: list[str] = []
+    if operation == "chat":
+        for message in request.get("messages") or ():
+            content = message.get("content") if isinstance(message, dict) else None
+            _collect_text(content, texts)
+    else:
+        _collect_text(request.get("instructions"), texts)
+        items = request.get("input")
+        for item in items if isinstance(items, list) else (items,):
+            _collect_text(item.get("content") if isinstance(item, dict) else item, texts)
+    limits = [int(m.group(1)) for text in texts for m in _WORD_LIMIT.finditer(text)]
+    return min(limits) if limits else None
+
+
+def _collect_text(content: Any, into: list[str]) -> None:
+    if isinstance(content, str):
+        into.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str):
+                into.append(text)
 
 
 def split_deltas(text: str) -> list[str]:

@@ -34,6 +34,12 @@ class ServerSettings:
     answer: str = "text"
     """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
     when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
+    latency_per_token: float = 0.0
+    """Seconds per output token, added to ``latency`` (spread over the events of a stream): a model
+    generates its answer token by token, so a shorter answer arrives sooner."""
+    follow_word_limit: bool = False
+    """Answer "at most N words" in the prompt with at most N words (a model of how instruction-
+    following models shorten their answers when asked, not a measurement of any model)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +55,8 @@ class RequestSettings:
     """Chooses where in the reply corpus the text starts; ``None`` gives the same text every time."""
     error_status: int | None = None
     """Answer with this HTTP error status instead of a completion."""
+    latency_per_token: float = 0.0
+    follow_word_limit: bool = False
 
 
 class SettingsError(ValueError):
@@ -67,6 +75,8 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         chunk_delay=settings.chunk_delay,
         ignore_max_tokens=settings.ignore_max_tokens,
         answer=settings.answer,
+        latency_per_token=settings.latency_per_token,
+        follow_word_limit=settings.follow_word_limit,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -88,6 +98,10 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 if value not in ANSWERS:
                     raise ValueError(value)
                 changes["answer"] = value
+            elif name == "latency-per-token":
+                changes["latency_per_token"] = _non_negative(float(value))
+            elif name == "follow-word-limit":
+                changes["follow_word_limit"] = _boolean(value)
             elif name == "seed":
                 changes["seed"] = value
             elif name == "error":

@@ -1,0 +1,1 @@
+"""`tokenmw bench`: the seed scenario in three modes (private)."""

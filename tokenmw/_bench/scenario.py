@@ -64,6 +64,8 @@ class ModeResult:
     p99_stall_ms: list[float] = field(default_factory=list)
     hook_seconds: dict[str, float] = field(default_factory=dict)
     """Per hook: the time its spans measured, summed over every round."""
+    max_hook_ms: dict[str, float] = field(default_factory=dict)
+    """Per hook: its longest span, the longest the hook held the loop (phases run without awaiting)."""
     call_spans: int = 0
 
     @property
@@ -93,6 +95,7 @@ class ModeResult:
             "max_stall_ms": round(self.max_stall_ms, 3),
             "p99_stall_ms": round(statistics.median(self.p99_stall_ms), 3) if self.p99_stall_ms else 0.0,
             "hook_us_per_call": {k: round(v, 1) for k, v in self.hook_us_per_call().items()},
+            "max_hook_ms": {k: round(v, 3) for k, v in sorted(self.max_hook_ms.items())},
             "call_spans": self.call_spans,
         }
 
@@ -131,7 +134,9 @@ class _Telemetry:
                 result.call_spans += 1
                 continue
             seconds = (span.end_time - span.start_time) / 1e9
-            result.hook_seconds[str(name)] = result.hook_seconds.get(str(name), 0.0) + seconds
+            key = str(name)
+            result.hook_seconds[key] = result.hook_seconds.get(key, 0.0) + seconds
+            result.max_hook_ms[key] = max(result.max_hook_ms.get(key, 0.0), seconds * 1e3)
         self.exporter.clear()
 
 

@@ -131,8 +131,12 @@ def _saved(pct: float | None) -> str:
 
 def _hooks(tokenmw: dict[str, Any]) -> str:
     per_call = tokenmw["hook_us_per_call"]
-    lines = ["tokenmw: time in each hook per call, from its spans (the hook's own work)"]
+    longest = tokenmw["max_hook_ms"]
+    lines = [
+        "tokenmw: time in each hook, from its spans (the hook's own work)",
+        f"  {'hook':<16}{'per call':>10}{'longest':>11}",
+    ]
     for name, us in per_call.items():
-        lines.append(f"  {name:<16}{us:>9.0f} µs")
-    lines.append(f"  {'all hooks':<16}{sum(per_call.values()):>9.0f} µs")
+        lines.append(f"  {name:<16}{us:>7.0f} µs{longest.get(name, 0.0):>8.1f} ms")
+    lines.append(f"  {'all hooks':<16}{sum(per_call.values()):>7.0f} µs")
     return "\n".join(lines)

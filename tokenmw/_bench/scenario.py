@@ -62,6 +62,9 @@ class ModeResult:
     failures: int = 0
     max_stall_ms: float = 0.0
     p99_stall_ms: list[float] = field(default_factory=list)
+    max_stall_cpu_ms: float = 0.0
+    """The longest callback by the loop thread's CPU clock (without the machine's noise)."""
+    p99_stall_cpu_ms: list[float] = field(default_factory=list)
     hook_seconds: dict[str, float] = field(default_factory=dict)
     """Per hook: the time its spans measured, summed over every round."""
     max_hook_ms: dict[str, float] = field(default_factory=dict)
@@ -78,7 +81,9 @@ class ModeResult:
 
     def hook_us_per_call(self) -> dict[str, float]:
         total_calls = self.calls * len(self.walls)
-        return {name: s / total_calls * 1e6 for name, s in sorted(self.hook_seconds.items())} if total_calls else {}
+        if not total_calls:
+            return {}
+        return {name: s / total_calls * 1e6 for name, s in sorted(self.hook_seconds.items())}
 
     def to_json(self, raw: ModeResult) -> dict[str, Any]:
         return {
@@ -93,11 +98,17 @@ class ModeResult:
             "output_saved_pct": _saved(self.output_tokens, raw.output_tokens),
             "cpu_us_per_call": round(self.cpu_us_per_call, 1),
             "max_stall_ms": round(self.max_stall_ms, 3),
-            "p99_stall_ms": round(statistics.median(self.p99_stall_ms), 3) if self.p99_stall_ms else 0.0,
+            "p99_stall_ms": _median(self.p99_stall_ms),
+            "max_stall_cpu_ms": round(self.max_stall_cpu_ms, 3),
+            "p99_stall_cpu_ms": _median(self.p99_stall_cpu_ms),
             "hook_us_per_call": {k: round(v, 1) for k, v in self.hook_us_per_call().items()},
             "max_hook_ms": {k: round(v, 3) for k, v in sorted(self.max_hook_ms.items())},
             "call_spans": self.call_spans,
         }
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 3) if values else 0.0
 
 
 def _saved(tokens: int, raw: int) -> float | None:
@@ -202,6 +213,8 @@ async def _round(
     result.failures += tally[3]
     result.max_stall_ms = max(result.max_stall_ms, stalls.max_ms)
     result.p99_stall_ms.append(stalls.p99_ms)
+    result.max_stall_cpu_ms = max(result.max_stall_cpu_ms, stalls.max_cpu_ms)
+    result.p99_stall_cpu_ms.append(stalls.p99_cpu_ms)
 
 
 async def run_bench(

@@ -1,5 +1,5 @@
-"""The seed scenario's traffic: a 24-agent, 5-turn agent loop shaped like the seed's traffic: a ~7,000-character system prompt and,
-each turn, a ~5,000-character pretty-printed JSON tool output cut mid-document under a
+"""The seed scenario's traffic: a 24-agent, 5-turn agent loop with a ~7,000-character system
+prompt and, each turn, a ~5,000-character pretty-printed JSON tool output cut mid-document under a
 ``Tool result (step N):`` line, re-sent with the whole history on every later turn.
 
 Deterministic (a fixed-seed generator), so the benchmark and ``tests/data/agent_loop_seed_like.json``
@@ -226,7 +226,7 @@ def system_prompt(agent: int) -> str:
 
 
 def _order(rng: random.Random, wh: str, n: int) -> dict[str, Any]:
-    lines = []
+    lines: list[dict[str, Any]] = []
     for _ in range(rng.randint(1, 3)):
         sku, name, price = rng.choice(_PRODUCTS)
         qty = rng.randint(1, 4)

@@ -118,9 +118,12 @@ def _table(report: dict[str, dict[str, Any]]) -> str:
             f"{_saved(r['input_saved_pct']):>8}{r['output_tokens']:>12,}{_saved(r['output_saved_pct']):>8}"
             f"{r['max_stall_ms']:>9.1f}ms{r['p99_stall_ms']:>9.2f}ms{r['cpu_us_per_call'] / 1000:>8.2f}ms"
         )
+        cpu_stalls = f"{r['max_stall_cpu_ms']:>9.1f}ms{r['p99_stall_cpu_ms']:>9.2f}ms"
+        lines.append(f"{'  by the CPU clock':<65}{cpu_stalls}")
     lines.append(
         "wall: median of the rounds; tokens: the server's counts over one round; stall: the longest "
-        "event-loop callback (p99: of callbacks over 0.1 ms); CPU: this process, per call"
+        "event-loop callback (p99: of callbacks over 0.1 ms), by the wall clock, then by the loop "
+        "thread's CPU clock (without the time the OS ran something else); CPU/call: this process"
     )
     return "\n".join(lines)
 

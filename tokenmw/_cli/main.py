@@ -18,7 +18,7 @@ _COMMANDS = {
     "demo": ("tokenmw._cli.demo", "run_demo_cli", "run the multi-agent demo, with and without tokenmw"),
     "count": ("tokenmw._cli.count", "run_count_cli", "count the input tokens of a request or text"),
     "compress": ("tokenmw._cli.compress", "run_compress_cli", "show what Compress does to a request"),
-    "bench": ("tokenmw._cli.bench", "run_bench_cli", "the seed scenario: raw client, naive optimizer, tokenmw"),
+    "bench": ("tokenmw._cli.bench", "run_bench_cli", "the seed scenario: raw, naive optimizer, tokenmw"),
 }
 
 

@@ -28,6 +28,8 @@ class RequestRecord:
     client_port: int = 0
     """The client's port: equal for two requests when the connection was kept alive."""
     received_at: float = field(default_factory=time.time)
+    delay: float = 0.0
+    """Seconds the server waited to model the answer's time (``response_delay``)."""
 
 
 @dataclass(slots=True)

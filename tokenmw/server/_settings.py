@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["HEADER_PREFIX", "RequestSettings", "ServerSettings", "SettingsError", "request_settings"]
+__all__ = [
+    "HEADER_PREFIX",
+    "RequestSettings",
+    "ServerSettings",
+    "SettingsError",
+    "request_settings",
+    "response_delay",
+]
 
 HEADER_PREFIX = "x-tokenmw-"
 
@@ -34,6 +41,12 @@ class ServerSettings:
     answer: str = "text"
     """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
     when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
+    latency_per_token: float = 0.0
+    """Seconds per output token, on top of ``latency``: a model's time grows with what it writes,
+    so an answer that asks for fewer words comes back sooner (``response_delay``)."""
+    follow_word_limit: bool = False
+    """Answer a prompt that asks for "at most N words" with fewer words, as instruction-following
+    models do (a model of that effect, not a measurement: ``_reply.word_limit``)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +62,8 @@ class RequestSettings:
     """Chooses where in the reply corpus the text starts; ``None`` gives the same text every time."""
     error_status: int | None = None
     """Answer with this HTTP error status instead of a completion."""
+    latency_per_token: float = 0.0
+    follow_word_limit: bool = False
 
 
 class SettingsError(ValueError):
@@ -67,6 +82,8 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         chunk_delay=settings.chunk_delay,
         ignore_max_tokens=settings.ignore_max_tokens,
         answer=settings.answer,
+        latency_per_token=settings.latency_per_token,
+        follow_word_limit=settings.follow_word_limit,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -88,6 +105,10 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 if value not in ANSWERS:
                     raise ValueError(value)
                 changes["answer"] = value
+            elif name == "latency-per-token":
+                changes["latency_per_token"] = _non_negative(float(value))
+            elif name == "follow-word-limit":
+                changes["follow_word_limit"] = _boolean(value)
             elif name == "seed":
                 changes["seed"] = value
             elif name == "error":
@@ -98,6 +119,12 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         except ValueError:
             raise SettingsError(header, value) from None
     return replace(resolved, **changes)  # type: ignore[arg-type]
+
+
+def response_delay(settings: RequestSettings, output_tokens: int) -> float:
+    """Seconds before a whole response leaves: the base latency plus the time to write
+    ``output_tokens`` (a stream spends the second part between its events)."""
+    return settings.latency + settings.latency_per_token * max(output_tokens, 0)
 
 
 def _non_negative(number: float) -> float:

@@ -62,7 +62,7 @@ def test_hook_breakdown_comes_from_the_spans(bench: tuple[str, dict]) -> None:  
 
 def test_table_is_printed(bench: tuple[str, dict]) -> None:  # type: ignore[type-arg]
     out = bench[0]
-    labels = ("wall time (median)", "input tokens (server)", "loop stall, longest", "process CPU per call")
+    labels = ("wall time (median)", "input tokens (server)", "loop lag, longest", "process CPU per call")
     for label in labels:
         assert label in out
     assert "hook spans, tokenmw.hook.name" in out

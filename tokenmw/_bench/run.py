@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenmw._bench.measure import LoopMonitor, SpanRecorder, percentile, sdk_available
+from tokenmw._bench.measure import LoopMonitor, SpanRecorder, StepTimer, percentile, sdk_available
 from tokenmw._bench.naive import NaiveOptimizer, naive_log
 from tokenmw._bench.seed import agent_turns
 
@@ -54,6 +54,8 @@ class ModeResult:
     output_tokens: int = 0
     cpu_seconds: float = 0.0
     lags: list[float] = field(default_factory=list)
+    longest_step: float = 0.0
+    steps_over_5ms: int = 0
     hook_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     """Time in each hook (tokenmw: from the spans; naive: its own step timers)."""
     spans: int = 0
@@ -77,16 +79,24 @@ class _Tally:
             self.output_tokens += response.usage.completion_tokens
 
 
-Agent = Callable[[int, _Tally], Any]
+Conversation = list[list[dict[str, Any]]]
+"""One agent's requests, turn by turn (each the previous plus the new messages)."""
+Agent = Callable[[Conversation, _Tally], Any]
 
 
-async def _run_agents(agent: Agent, first: int, count: int, tally: _Tally) -> None:
-    await asyncio.gather(*(agent(first + a, tally) for a in range(count)))
+def workload(settings: BenchSettings, first_agent: int) -> list[Conversation]:
+    """Every agent's requests, built before the clock starts (making them is not the client's work,
+    and would otherwise stall the loop in every mode alike)."""
+    return [agent_turns(first_agent + a, settings.turns, follow_ups=True) for a in range(settings.agents)]
+
+
+async def _run_agents(agent: Agent, conversations: list[Conversation], tally: _Tally) -> None:
+    await asyncio.gather(*(agent(conversation, tally) for conversation in conversations))
 
 
 def _raw_agent(client: Any, settings: BenchSettings) -> Agent:
-    async def agent(index: int, tally: _Tally) -> None:
-        for messages in agent_turns(index, settings.turns, follow_ups=True):
+    async def agent(conversation: Conversation, tally: _Tally) -> None:
+        for messages in conversation:
             try:
                 tally.add(await client.chat.completions.create(model=settings.model, messages=messages))
             except Exception:
@@ -98,9 +108,9 @@ def _raw_agent(client: Any, settings: BenchSettings) -> Agent:
 def _naive_agent(
     client: Any, settings: BenchSettings, steps: dict[str, float], log: Any
 ) -> Agent:
-    async def agent(index: int, tally: _Tally) -> None:
+    async def agent(conversation: Conversation, tally: _Tally) -> None:
         optimizer = NaiveOptimizer(log, max_words=settings.max_words, max_tokens=settings.max_tokens)
-        for messages in agent_turns(index, settings.turns, follow_ups=True):
+        for messages in conversation:
             try:
                 request = await optimizer.prepare(settings.model, messages)
                 response = await client.chat.completions.create(**request)
@@ -151,14 +161,19 @@ async def _round(
     else:
         mw = _middleware(settings)
         agent = _raw_agent(mw.wrap(raw), settings)
+    conversations = workload(settings, first_agent)
     monitor = LoopMonitor()
     monitor.start()
-    cpu = time.process_time()
-    start = time.perf_counter()
-    await _run_agents(agent, first_agent, settings.agents, tally)
-    wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu
+    await asyncio.sleep(0)  # the monitor's first wake-up is scheduled before the clock starts
+    with StepTimer() as steps_timer:
+        cpu = time.process_time()
+        start = time.perf_counter()
+        await _run_agents(agent, conversations, tally)
+        wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu
     await monitor.stop()
+    result.longest_step = max(result.longest_step, steps_timer.longest)
+    result.steps_over_5ms += steps_timer.over_5ms
     result.walls.append(wall)
     result.calls += tally.calls
     result.failed += tally.failed
@@ -198,8 +213,10 @@ async def run_bench(
         # Warm-up, outside the figures: connections, and tokenmw's one shared tokenizer (loaded
         # once per process, in a worker thread). The naive mode's tokenizers are per optimizer,
         # so they are built again in every timed round, as in the system this reproduces.
-        warm = BenchSettings(agents=min(2, settings.agents), turns=1, model=settings.model)
+        # The raw warm-up opens one connection per agent; every mode then shares the pool.
         for mode in MODES:
+            agents = settings.agents if mode == "raw" else min(2, settings.agents)
+            warm = BenchSettings(agents=agents, turns=1, model=settings.model)
             await _round(mode, raw, warm, 10_000, ModeResult(mode), spans)
         for index in range(settings.rounds):
             for mode in MODES:
@@ -231,6 +248,8 @@ def summary(results: dict[str, ModeResult]) -> dict[str, dict[str, Any]]:
             "cpu_us_per_call": round(r.cpu_seconds / calls * 1e6, 1),
             "max_stall_ms": round(max(r.lags, default=0.0) * 1e3, 3),
             "p99_stall_ms": round(percentile(r.lags, 0.99) * 1e3, 3),
+            "longest_step_ms": round(r.longest_step * 1e3, 3),
+            "steps_over_5ms": r.steps_over_5ms,
             "hooks_us_per_call": {k: round(v / calls * 1e6, 1) for k, v in sorted(r.hook_seconds.items())},
             "spans": r.spans,
         }

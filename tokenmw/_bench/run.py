@@ -55,6 +55,7 @@ class ModeResult:
     cpu_seconds: float = 0.0
     lags: list[float] = field(default_factory=list)
     longest_step: float = 0.0
+    longest_step_cpu: float = 0.0
     steps_over_5ms: int = 0
     hook_seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     """Time in each hook (tokenmw: from the spans; naive: its own step timers)."""
@@ -173,6 +174,7 @@ async def _round(
         cpu = time.process_time() - cpu
     await monitor.stop()
     result.longest_step = max(result.longest_step, steps_timer.longest)
+    result.longest_step_cpu = max(result.longest_step_cpu, steps_timer.longest_cpu)
     result.steps_over_5ms += steps_timer.over_5ms
     result.walls.append(wall)
     result.calls += tally.calls
@@ -249,6 +251,7 @@ def summary(results: dict[str, ModeResult]) -> dict[str, dict[str, Any]]:
             "max_stall_ms": round(max(r.lags, default=0.0) * 1e3, 3),
             "p99_stall_ms": round(percentile(r.lags, 0.99) * 1e3, 3),
             "longest_step_ms": round(r.longest_step * 1e3, 3),
+            "longest_step_cpu_ms": round(r.longest_step_cpu * 1e3, 3),
             "steps_over_5ms": r.steps_over_5ms,
             "hooks_us_per_call": {k: round(v / calls * 1e6, 1) for k, v in sorted(r.hook_seconds.items())},
             "spans": r.spans,

@@ -14,6 +14,14 @@ both alike; "added" is the median of the paired differences. Two figures per var
 alone (``mw.run(Call(...), send)`` with a ``send`` that returns a ready response, so server noise
 cannot hide the telemetry), and end to end (a wrapped ``AsyncOpenAI`` against the embedded server).
 Target: without an SDK, telemetry adds under 20 µs per call with four hooks.
+
+A second table (``--cpu`` runs only it) is the process CPU (``time.process_time``, so the SDK's
+export thread is counted, and the server, in a child process, is not) that the four built-in hooks
+(Compress, Enhance, LimitResponse, CountTokens) add to a warm ~2k-token, 10-message agent turn
+(nine messages seen on earlier turns, a new last one per call) sent with ``AsyncOpenAI``: the raw
+client and the wrapped one in alternating blocks of calls, without an SDK and with one
+(``BatchSpanProcessor``, an exporter that drops the spans). Targets: ≤ 150 µs added without an SDK,
+≤ 300 µs with it.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ VARIANTS = {
     "SDK, spans + metrics": "metrics",
 }
 TARGET_US = 20.0
+CPU_VARIANTS = {"no SDK": "none", "SDK, all spans (batch)": "spans"}
+CPU_TARGET_US = {"no SDK": 150.0, "SDK, all spans (batch)": 300.0}
 
 # Runs in a fresh interpreter per variant; prints one JSON line of medians in seconds.
 WORKER = r'''
@@ -150,12 +160,99 @@ asyncio.run(main())
 '''
 
 
-def run_variant(variant: str, rounds: int, calls: int) -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[1]
+# Process CPU of the raw and the wrapped client on a warm agent turn; prints one JSON line.
+CPU_WORKER = r"""
+import asyncio, gc, json, random, statistics, sys, time
+import openai
+
+import tokenmw
+from tokenmw.server import server_process
+from bench_counting import MODEL, _text, agent_history
+
+variant, rounds, block = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+if variant != "none":
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    trace.set_tracer_provider(provider)
+
+rng = random.Random(7)
+HISTORY = agent_history(rng)
+WARMUP = 3 * block
+
+
+def turns(n):
+    # The history's strings are shared (seen on earlier turns); each call's last message is new.
+    return [[*HISTORY, {"role": "user", "content": _text(rng, 40)}] for _ in range(n)]
+
+
+async def block_cpu(client, messages):
+    gc.collect()
+    start = time.process_time()
+    for turn in messages:
+        await client.chat.completions.create(model=MODEL, messages=turn)
+    return (time.process_time() - start) / len(messages)
+
+
+async def main():
+    mw = tokenmw.Middleware([
+        tokenmw.Compress(), tokenmw.Enhance(max_words=150), tokenmw.LimitResponse(max_tokens=400),
+        tokenmw.CountTokens(),
+    ])
+    with server_process(reply_words=60) as base_url:
+        raw = openai.AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0)
+        clients = {"raw": raw, "wrapped": mw.wrap(raw)}
+        for client in clients.values():
+            await block_cpu(client, turns(WARMUP))
+        mw.hook_times.reset()
+        cpu = {name: [] for name in clients}
+        order = list(clients)
+        for i in range(rounds):  # alternating blocks, first one first on even rounds
+            for name in order[i % 2:] + order[:i % 2]:
+                cpu[name].append(await block_cpu(clients[name], turns(block)))
+        response = await raw.chat.completions.create(model=MODEL, messages=turns(1)[0])
+        await raw.close()
+    calls = rounds * block
+    hooks = {f"{hook}.{phase}": t.seconds / calls for (hook, phase), t in mw.hook_times.snapshot().items()}
+
+    # The chain alone, around a send() that returns a real response at once: no I/O, so the
+    # figure moves less with the machine's load than the end-to-end one.
+    async def send(call):
+        return response
+
+    async def chain_cpu(messages):
+        gc.collect()
+        start = time.process_time()
+        for turn in messages:
+            await mw.run(tokenmw.Call({"model": MODEL, "messages": turn}, "chat"), send)
+        return (time.process_time() - start) / len(messages)
+
+    await chain_cpu(turns(WARMUP))
+    chain = statistics.median([await chain_cpu(turns(block)) for _ in range(rounds)])
+    print(json.dumps({
+        "raw": statistics.median(cpu["raw"]), "wrapped": statistics.median(cpu["wrapped"]),
+        "added": statistics.median(b - a for a, b in zip(cpu["raw"], cpu["wrapped"])),
+        "chain": chain, "hooks": hooks,
+    }))
+
+asyncio.run(main())
+"""
+
+
+def run_variant(variant: str, rounds: int, calls: int, worker: str = WORKER) -> dict[str, Any]:
+    here = Path(__file__).resolve().parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    paths = [str(here.parent), str(here), os.environ.get("PYTHONPATH")]  # here: bench_counting
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, variant, str(rounds), str(calls)],
+        [sys.executable, "-c", worker, variant, str(rounds), str(calls)],
         capture_output=True,
         text=True,
         env=env,
@@ -167,7 +264,54 @@ def run_variant(variant: str, rounds: int, calls: int) -> dict[str, Any]:
     return result
 
 
+def cpu_table() -> bool:
+    """Process CPU per call, raw vs wrapped with the four built-in hooks; whether both targets are met."""
+    rounds = int(os.environ.get("TOKENMW_BENCH_CPU_ROUNDS", "40"))
+    block = int(os.environ.get("TOKENMW_BENCH_CPU_BLOCK", "20"))
+    print(
+        f"\nprocess CPU per call (time.process_time), AsyncOpenAI against the embedded server (a child"
+        f" process), warm ~2k-token 10-message agent turn, four built-in hooks; {PASSES} passes x"
+        f" {rounds} alternating blocks of {block} calls per client"
+    )
+    runs = {
+        name: [run_variant(variant, rounds, block, CPU_WORKER) for _ in range(PASSES)]
+        for name, variant in CPU_VARIANTS.items()
+    }
+    print(
+        f"\n{'variant':<24} {'raw':>9} {'wrapped':>9} {'added':>9} {'ratio':>6} {'target':>9}"
+        f" {'':>6} {'chain alone':>11}"
+    )
+    met = True
+    for name, samples in runs.items():
+        raw, wrapped, added, chain = (
+            statistics.median(r[key] for r in samples) * 1e6 for key in ("raw", "wrapped", "added", "chain")
+        )
+        ok = added <= CPU_TARGET_US[name]
+        met = met and ok
+        print(
+            f"{name:<24} {raw:>7.0f}µs {wrapped:>7.0f}µs {added:>7.0f}µs {wrapped / raw:>5.2f}x"
+            f" {'≤' + format(CPU_TARGET_US[name], '.0f'):>7}µs {'met' if ok else 'MISSED':>6} {chain:>9.0f}µs"
+        )
+    print(
+        "(chain alone: mw.run() around a send() that returns a real response at once, no I/O; it moves"
+        " less with the machine's load than the end-to-end figures)"
+    )
+    print("\nwall time in each hook phase per call (mw.hook_times, the hook's own work, spans included):")
+    phases = sorted({key for samples in runs.values() for r in samples for key in r["hooks"]})
+    print(f"{'phase':<24}" + "".join(f" {name:>24}" for name in runs))
+    for phase in phases:
+        cells = [
+            statistics.median(r["hooks"].get(phase, 0.0) for r in samples) * 1e6 for samples in runs.values()
+        ]
+        print(f"{phase:<24}" + "".join(f" {c:>22.1f}µs" for c in cells))
+    return met
+
+
 def main() -> int:
+    if "--cpu" in sys.argv[1:]:
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"Python {platform.python_version()}")
+        return 0 if cpu_table() else 1
     rounds = int(os.environ.get("TOKENMW_BENCH_ROUNDS", "6"))
     calls = int(os.environ.get("TOKENMW_BENCH_CALLS", "1000"))
     print(
@@ -204,7 +348,8 @@ def main() -> int:
     added = median("no SDK", "chain", "added") * 1e6
     verdict = "met" if added < TARGET_US else "MISSED"
     print(f"\nwithout an SDK telemetry adds {added:.1f} µs per call (target < {TARGET_US:.0f} µs): {verdict}")
-    return 0 if added < TARGET_US else 1
+    cpu_met = cpu_table()
+    return 0 if added < TARGET_US and cpu_met else 1
 
 
 if __name__ == "__main__":

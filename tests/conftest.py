@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 
@@ -26,8 +27,8 @@ def live_server(server: EmbeddedServer) -> Iterator[EmbeddedServer]:
     server.reset()
     yield server
     server.reset()
-    for name in ("reply_words", "latency", "chunk_delay", "ignore_max_tokens", "answer"):
-        setattr(server.settings, name, getattr(defaults, name))
+    for field in dataclasses.fields(ServerSettings):
+        setattr(server.settings, field.name, getattr(defaults, field.name))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import tokenmw
 from tokenmw import Call, Hook, Middleware
 from tokenmw.server import EmbeddedServer
 
+from .._billed import server_billed
 from ..conftest import MESSAGES
 
 
@@ -62,6 +63,11 @@ def test_completion(live_server: EmbeddedServer) -> None:
     assert hook.providers == ["openai"]
     assert mw.usage.calls == 1
     assert mw.usage.input_tokens_reported == resp.usage.prompt_tokens
+    billed = server_billed(live_server)  # the server's own count, not tokenmw's
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
 
 
 def test_completion_positional_model(live_server: EmbeddedServer) -> None:

@@ -30,6 +30,7 @@ from tokenmw import Call, Hook, Middleware
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import EmbeddedServer
 
+from .._billed import server_billed
 from ..telemetry.test_otlp_export import Receiver, attrs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -357,6 +358,7 @@ async def test_callbacks_run_the_whole_chain_once(live_server: EmbeddedServer) -
     assert result.choices[0].finish_reason == "length"  # after hooks ran on the proxy's response
     assert handler.in_flight == 0
     assert mw.usage.calls == 1 and mw.usage.input_tokens_reported == response.usage.prompt_tokens
+    assert mw.usage.input_tokens_reported == server_billed(live_server).input_tokens
 
 
 async def test_failure_ends_the_chain_without_usage() -> None:

@@ -15,6 +15,7 @@ import tokenmw
 from tokenmw import Call, Hook, Middleware
 from tokenmw.server import EmbeddedServer
 
+from .._billed import server_billed
 from ..conftest import MESSAGES
 
 MARK = " [seen by tokenmw]"
@@ -77,6 +78,11 @@ def test_sync_chat(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> N
     assert mw.usage.calls == 1
     assert mw.usage.input_tokens_reported == resp.usage.prompt_tokens  # type: ignore[union-attr]
     assert mw.usage.output_tokens == resp.usage.completion_tokens  # type: ignore[union-attr]
+    billed = server_billed(live_server)
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
     assert MESSAGES[-1]["content"].endswith("Paris.")  # the caller's messages were not mutated
 
 
@@ -107,6 +113,7 @@ async def test_async_responses(async_client: openai.AsyncOpenAI, live_server: Em
     assert isinstance(resp, Response)
     assert last_user_text(live_server) == "Hello" + MARK
     assert mw.usage.input_tokens_reported == resp.usage.input_tokens  # type: ignore[union-attr]
+    assert mw.usage.input_tokens_reported == server_billed(live_server).input_tokens
 
 
 # -- streaming ----------------------------------------------------------------------------------
@@ -131,7 +138,9 @@ def test_sync_stream_matches_unwrapped(sync_client: openai.OpenAI) -> None:
     assert hook.counts["after"] == 0  # after() is for whole responses; streams get on_chunk
 
 
-async def test_async_stream_matches_unwrapped(async_client: openai.AsyncOpenAI) -> None:
+async def test_async_stream_matches_unwrapped(
+    async_client: openai.AsyncOpenAI, live_server: EmbeddedServer
+) -> None:
     plain = [c async for c in await async_client.chat.completions.create(
         model="gpt-4o-mini", messages=MESSAGES, stream=True
     )]
@@ -147,6 +156,9 @@ async def test_async_stream_matches_unwrapped(async_client: openai.AsyncOpenAI) 
     assert hook.outcomes == ["completed"]
     assert mw.usage.calls == 1
     assert mw.usage.output_tokens == chunks[-1].usage.completion_tokens
+    billed = server_billed(live_server)  # both streams billed; only the second reported usage
+    assert (billed.requests, billed.input_tokens_reported) == (2, mw.usage.input_tokens_reported)
+    assert mw.usage.output_tokens == billed.output_tokens_reported
     times = mw.hook_times.snapshot()
     assert times[("marker", "on_chunk")].runs == len(chunks)
     assert times[("marker", "on_stream_end")].runs == 1
@@ -198,13 +210,18 @@ def test_abandoned_stream_still_ends_the_call(sync_client: openai.OpenAI) -> Non
     assert mw.usage.calls == 1
 
 
-def test_sync_responses_stream(sync_client: openai.OpenAI) -> None:
+def test_sync_responses_stream(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:
     hook = Marker()
     mw = Middleware([hook])
     events = list(mw.wrap(sync_client).responses.create(model="gpt-4o-mini", input="Hi", stream=True))
     assert events[-1].type == "response.completed"
     assert hook.outcomes == ["completed"]
     assert mw.usage.output_tokens == events[-1].response.usage.output_tokens
+    billed = server_billed(live_server)
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
 
 
 def test_stream_error_ends_the_call_with_the_error(sync_client: openai.OpenAI) -> None:
@@ -421,9 +438,12 @@ def test_azure_clients_are_wrapped_and_named_for_telemetry(live_server: Embedded
     )
     client = Middleware([Provider()]).wrap(azure)
     assert isinstance(client, openai.AzureOpenAI)
-    with pytest.raises(openai.NotFoundError):  # the embedded server has no Azure deployment paths
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    resp = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert isinstance(resp, ChatCompletion) and resp.choices[0].message.content
     assert seen == ["azure.ai.openai"]
+    record = live_server.requests[-1]  # the Azure path and header, answered as the OpenAI ones
+    assert record.path == "/openai/deployments/gpt-4o-mini/chat/completions"
+    assert record.headers["api-key"] == "test-key"
 
 
 def test_interrupted_sync_call_is_never_sent_later(

@@ -24,6 +24,7 @@ import tokenmw
 from tokenmw._clients.streams import ATTR_BODY_UNSEEN
 from tokenmw.server import EmbeddedServer
 
+from .._billed import server_billed
 from .._otel import Capture, capture
 from .._probe import AUTO, Recorder, enhanced, probe_middleware, wire_requests
 from ..conftest import MESSAGES
@@ -100,6 +101,7 @@ def test_chat_parse(client: openai.OpenAI, live_server: EmbeddedServer) -> None:
     body = ran_once(recorder, live_server, "chat")
     assert body["response_format"]["type"] == "json_schema"  # hooks saw the schema parse() made
     assert mw.usage.calls == 1 and mw.usage.output_tokens == resp.usage.completion_tokens  # type: ignore[union-attr]
+    assert mw.usage.input_tokens_reported == server_billed(live_server).input_tokens
 
 
 async def test_chat_parse_async(aclient: openai.AsyncOpenAI, live_server: EmbeddedServer) -> None:
@@ -209,6 +211,7 @@ def test_responses_create_stream(client: openai.OpenAI, live_server: EmbeddedSer
     assert events[-1].type == "response.completed"
     ran_once(recorder, live_server, "responses", stream=True)
     assert mw.usage.output_tokens == events[-1].response.usage.output_tokens  # type: ignore[union-attr]
+    assert mw.usage.input_tokens_reported == server_billed(live_server).input_tokens
 
 
 def test_responses_parse(client: openai.OpenAI, live_server: EmbeddedServer) -> None:
@@ -291,6 +294,7 @@ async def test_streaming_response_parsed_async(
     assert recorder.chunks == len(events)
     assert mw.usage.calls == 1
     assert mw.usage.output_tokens == events[-1].response.usage.output_tokens  # type: ignore[union-attr]
+    assert mw.usage.input_tokens_reported == server_billed(live_server).input_tokens
 
 
 def test_streaming_response_read_raw_still_ends_the_call(

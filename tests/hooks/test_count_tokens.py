@@ -19,6 +19,7 @@ from tokenmw._tokens.encodings import encoding_for
 from tokenmw.hooks.count_tokens import CountTokens
 from tokenmw.server import EmbeddedServer
 
+from .._billed import server_billed
 from ..conftest import MESSAGES
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 40
@@ -376,6 +377,11 @@ async def test_e2e_chat_usage(
     assert usage.input_tokens_saved > 0
     assert usage.input_tokens_reported == response.usage.prompt_tokens
     assert usage.output_tokens == response.usage.completion_tokens
+    # Reported means what the server billed (its own count), never tokenmw's local count.
+    billed = server_billed(live_server)
+    assert (usage.input_tokens_reported, usage.output_tokens) == (billed.input_tokens, billed.output_tokens)
+    assert usage.input_tokens_reported != usage.input_tokens_sent
+    assert usage.input_tokens_billed == billed.input_tokens
     assert usage.output_tokens_counted_locally == 0
     assert usage.by_model["gpt-4o-mini"].calls == 1
     assert usage.cost_usd is not None and usage.cost_usd > 0
@@ -386,8 +392,14 @@ async def test_e2e_stream(
     mw: Middleware, async_client: openai.AsyncOpenAI, live_server: EmbeddedServer, include_usage: bool
 ) -> None:
     client = mw.wrap(async_client)
-    options = {"stream_options": {"include_usage": True}} if include_usage else {}
-    stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True, **options)
+    options: dict[str, Any] = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream = await client.chat.completions.create(
+        model="gpt-4o",
+        messages=MESSAGES,
+        stream=True,
+        extra_headers={"x-tokenmw-output-offset": "5"},  # billed output differs from the text's count
+        **options,
+    )
     text = ""
     reported = None
     async for chunk in stream:
@@ -398,21 +410,39 @@ async def test_e2e_stream(
     usage = mw.usage
     assert usage.calls == 1
     assert usage.input_tokens_sent == server_input_tokens(live_server)
+    billed = server_billed(live_server)
     if include_usage:
-        assert usage.output_tokens == reported
+        assert usage.output_tokens == reported == billed.output_tokens == tokens(text) + 5
+        assert usage.input_tokens_reported == billed.input_tokens != usage.input_tokens_sent
         assert usage.output_tokens_counted_locally == 0
     else:
+        # Nothing reported: the local count of the streamed text, not a figure from elsewhere.
+        assert billed.input_tokens_reported == billed.output_tokens_reported == 0
         assert usage.output_tokens == tokens(text) > 0
         assert usage.output_tokens_counted_locally == usage.output_tokens
+        assert usage.input_tokens_reported == 0
+        assert usage.input_tokens_billed == usage.input_tokens_sent
 
 
 def test_e2e_sync_responses(sync_client: openai.OpenAI, live_server: EmbeddedServer) -> None:
     mw = Middleware([CountTokens()])
     client = mw.wrap(sync_client)
-    response = client.responses.create(model="gpt-4o-mini", instructions="Be brief.", input="Hello there")
+    response = client.responses.create(
+        model="gpt-4o-mini",
+        instructions="Be brief.",
+        input="Hello there",
+        extra_headers={"x-tokenmw-usage-offset": "40", "x-tokenmw-output-offset": "3"},
+    )
     assert mw.usage.input_tokens_sent == server_input_tokens(live_server)
     assert mw.usage.input_tokens_reported == response.usage.input_tokens
     assert mw.usage.output_tokens == response.usage.output_tokens
+    billed = server_billed(live_server)
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
+    assert mw.usage.input_tokens_reported != mw.usage.input_tokens_sent
+    assert mw.usage.output_tokens == tokens(response.output_text) + 3
 
 
 async def test_e2e_budget_guard_sends_nothing(

@@ -33,6 +33,7 @@ from tokenmw.hooks.limit_response import (
 from tokenmw.server import EmbeddedServer
 from tokenmw.server._reply import reply_text, split_deltas
 
+from .._billed import server_billed
 from .._otel import Capture, capture
 from ..conftest import MESSAGES
 
@@ -290,6 +291,8 @@ async def test_async_stream_with_usage_chunk(
     assert mw.usage.output_tokens == usage.usage.completion_tokens
     assert mw.usage.output_tokens_counted_locally == usage.usage.completion_tokens  # local, not the API's
     assert mw.usage.input_tokens_reported == 0  # the API reported none
+    assert server_billed(live_server).input_tokens_reported == 0
+    assert usage.usage.prompt_tokens != server_billed(live_server).input_tokens  # counted, not billed
 
 
 def test_stream_within_the_cap_ends_as_the_server_sent_it(

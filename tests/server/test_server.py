@@ -19,7 +19,7 @@ from openai import AsyncOpenAI, OpenAI
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import count_tokens, plan_request
 from tokenmw._tokens.encodings import encoding_for
-from tokenmw.server import EmbeddedServer, ServerSettings, run_cli
+from tokenmw.server import EmbeddedServer, ServerSettings, _billing, run_cli
 from tokenmw.server._cli import build_parser
 from tokenmw.server._reply import reply_text
 
@@ -39,6 +39,27 @@ def tokens(text: str, model: str = MODEL) -> list[int]:
 def responses_input_tokens(request: dict[str, Any]) -> int:
     plan = plan_request("responses", request)
     return plan.fixed + cache_for(encoding_for(request["model"])).count_all(plan.texts)
+
+
+def strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return []
+
+
+def server_rule(request: dict[str, Any], offset: int = 0) -> int:
+    """The server's documented billing rule, written out again here so the test can fail."""
+    total = 5 + offset
+    for name in ("instructions", "messages", "input", "tools", "tool_choice"):
+        value = request.get(name)
+        if isinstance(value, list):
+            total += (6 if name == "tools" else 4) * len(value)
+        total += sum(len(tokens(text, request["model"])) for text in strings(value))
+    return total
 
 
 def raw_post(server: EmbeddedServer, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
@@ -67,7 +88,10 @@ def test_chat_completion_has_the_reply_and_real_usage(
     assert completion.choices[0].finish_reason == "stop"
     usage = completion.usage
     assert usage is not None
-    assert usage.prompt_tokens == count_tokens(MESSAGES, model=MODEL)
+    request = {"model": MODEL, "messages": MESSAGES}
+    assert usage.prompt_tokens == server_rule(request)
+    # Its own count, not tokenmw's: tests can tell what the API reported from what was counted.
+    assert usage.prompt_tokens != count_tokens(MESSAGES, model=MODEL)
     assert usage.completion_tokens == len(tokens(text))
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     assert usage.prompt_tokens_details is not None and usage.prompt_tokens_details.cached_tokens == 0
@@ -78,13 +102,19 @@ def test_chat_completion_has_the_reply_and_real_usage(
     assert (record.method, record.path) == ("POST", "/v1/chat/completions")
     assert record.body == {"model": MODEL, "messages": MESSAGES}
     assert record.headers["authorization"] == "Bearer test-key"
+    assert record.billed is not None
+    assert (record.billed.input_tokens, record.billed.output_tokens) == (
+        usage.prompt_tokens,
+        usage.completion_tokens,
+    )
+    assert record.billed.reported and record.billed.response_id == completion.id
 
 
 def test_usage_follows_the_model_encoding(sync_client: OpenAI) -> None:
     completion = sync_client.chat.completions.create(model="gpt-4", messages=MESSAGES)
 
     assert completion.usage is not None
-    assert completion.usage.prompt_tokens == count_tokens(MESSAGES, model="gpt-4")
+    assert completion.usage.prompt_tokens == server_rule({"model": "gpt-4", "messages": MESSAGES})
     assert completion.usage.completion_tokens == len(tokens(reply_text(WORDS), "gpt-4"))
 
 
@@ -127,7 +157,7 @@ def test_chat_stream_ends_with_usage_chunk_when_asked(sync_client: OpenAI) -> No
     last = chunks[-1]
     assert last.choices == []
     assert last.usage is not None
-    assert last.usage.prompt_tokens == count_tokens(MESSAGES, model=MODEL)
+    assert last.usage.prompt_tokens == server_rule({"model": MODEL, "messages": MESSAGES})
     assert last.usage.completion_tokens == len(tokens(reply_text(WORDS)))
     assert chunks[-2].choices[0].finish_reason == "stop"
     assert all(c.usage is None for c in chunks[:-1])
@@ -179,7 +209,8 @@ def test_responses_create_parses_into_a_completed_response(sync_client: OpenAI) 
     message = response.output[0]
     assert message.type == "message" and message.role == "assistant" and message.status == "completed"
     assert response.usage is not None
-    assert response.usage.input_tokens == responses_input_tokens(request)
+    assert response.usage.input_tokens == server_rule(request)
+    assert response.usage.input_tokens != responses_input_tokens(request)
     assert response.usage.output_tokens == len(tokens(text))
     assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
     assert response.usage.input_tokens_details.cached_tokens == 0
@@ -211,7 +242,13 @@ def test_responses_stream_event_sequence(live_server: EmbeddedServer, sync_clien
     assert final.status == "completed"
     assert final.output_text == reply_text(WORDS)
     assert final.usage is not None
-    assert final.usage.input_tokens == responses_input_tokens(request)
+    assert final.usage.input_tokens == server_rule(request)
+    (billed,) = [r.billed for r in live_server.requests]
+    assert billed is not None and billed.reported and billed.response_id == final.id
+    assert (billed.input_tokens, billed.output_tokens) == (
+        final.usage.input_tokens,
+        final.usage.output_tokens,
+    )
     (record,) = live_server.streams
     assert record.wait(5) and record.completed and record.chunks_sent == len(events)
 
@@ -516,3 +553,89 @@ def test_run_cli_reports_a_port_in_use(
 ) -> None:
     assert run_cli(["--port", str(live_server.port)]) == 1
     assert "tokenmw serve" in capsys.readouterr().err
+
+
+# -- the server's own usage ------------------------------------------------------------------------
+
+
+def test_usage_offsets_by_header_and_setting(live_server: EmbeddedServer, sync_client: OpenAI) -> None:
+    request: dict[str, Any] = {"model": MODEL, "messages": MESSAGES}
+    plain = sync_client.chat.completions.create(**request)
+    shifted = sync_client.chat.completions.create(
+        **request, extra_headers={"x-tokenmw-usage-offset": "100", "x-tokenmw-output-offset": "7"}
+    )
+    live_server.settings.usage_offset = -3
+    lowered = sync_client.responses.create(model=MODEL, input="Hello")
+
+    assert plain.usage is not None and shifted.usage is not None and lowered.usage is not None
+    assert shifted.usage.prompt_tokens == plain.usage.prompt_tokens + 100
+    assert shifted.usage.completion_tokens == plain.usage.completion_tokens + 7
+    assert lowered.usage.input_tokens == server_rule({"model": MODEL, "input": "Hello"}, offset=-3)
+    assert [r.billed.input_tokens for r in live_server.requests if r.billed] == [
+        plain.usage.prompt_tokens,
+        shifted.usage.prompt_tokens,
+        lowered.usage.input_tokens,
+    ]
+
+
+def test_tools_are_billed_by_the_server_rule(sync_client: OpenAI) -> None:
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    completion = sync_client.chat.completions.create(model=MODEL, messages=MESSAGES, tools=tools)
+
+    assert completion.usage is not None
+    request = {"model": MODEL, "messages": MESSAGES, "tools": tools}
+    assert completion.usage.prompt_tokens == server_rule(request)
+    assert completion.usage.prompt_tokens != count_tokens(MESSAGES, model=MODEL, tools=tools)
+
+
+def test_stream_without_usage_is_billed_but_not_reported(
+    live_server: EmbeddedServer, sync_client: OpenAI
+) -> None:
+    chunks = list(sync_client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+    with pytest.raises(openai.RateLimitError):
+        sync_client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, extra_headers={"x-tokenmw-error": "429"}
+        )
+
+    streamed, failed = live_server.requests
+    assert streamed.billed is not None and not streamed.billed.reported
+    assert streamed.billed.response_id == chunks[0].id
+    assert streamed.billed.input_tokens == server_rule({"model": MODEL, "messages": MESSAGES, "stream": True})
+    assert failed.billed is None
+
+
+def test_a_pathologically_deep_body_is_billed_without_crashing(sync_client: OpenAI) -> None:
+    deep: Any = "leaf"
+    for _ in range(200):
+        deep = [deep]
+    completion = sync_client.responses.create(
+        model=MODEL, input=[{"role": "user", "content": "hi"}], metadata=None, extra_body={"tools": deep}
+    )
+    assert completion.usage is not None and completion.usage.input_tokens > _billing.INPUT_BASE
+
+
+def test_azure_paths_are_answered_like_the_openai_ones(live_server: EmbeddedServer) -> None:
+    azure = openai.AzureOpenAI(
+        api_key="azure-key", azure_endpoint=live_server.url, api_version="2024-10-21", max_retries=0
+    )
+    completion = azure.chat.completions.create(model="my-deployment", messages=MESSAGES)
+    response = azure.responses.create(model="my-deployment", input="Hello")
+    azure.close()
+
+    assert completion.choices[0].message.content == reply_text(WORDS)
+    assert response.output_text == reply_text(WORDS)
+    chat, responses = live_server.requests
+    assert chat.path == "/openai/deployments/my-deployment/chat/completions"
+    assert responses.path == "/openai/responses"
+    assert chat.headers["api-key"] == "azure-key"
+    status, _ = raw_post(live_server, "/openai/deployments/x/embeddings", b"{}")
+    assert status == 404

@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
-from tokenmw import Call, CountTokens, Hook, Middleware
+from tokenmw import Call, Compress, CountTokens, Enhance, Hook, LimitResponse, Middleware, TokenBudgetExceeded
 from tokenmw.server import EmbeddedServer
 from tokenmw.telemetry import _semconv as sc
 from tokenmw.telemetry import _spans as tel
@@ -284,6 +284,62 @@ def test_skipped_hook_span(otel: Capture, sync_client: openai.OpenAI) -> None:
     assert [e.name for e in broken.events] == ["exception"]
     assert_child(broken, call_span)
     assert_child(otel.span("tokenmw.shorten.before"), call_span)  # the next hook still ran
+
+
+def test_builtin_hooks_note_on_their_own_spans(otel: Capture, sync_client: openai.OpenAI) -> None:
+    # The built-in hooks' spans are not made current (they start no spans of their own): what
+    # they note must still land on their phase's span, never on the call span.
+    hooks = [Compress(min_tokens=0), Enhance(max_words=50), LimitResponse(max_tokens=64), CountTokens()]
+    Middleware(hooks).wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    call_span = otel.span(CALL)
+    expected = {
+        "tokenmw.compress.before": "tokenmw.compress.level",
+        "tokenmw.enhance.before": "tokenmw.enhance.added",
+        "tokenmw.limit_response.before": "tokenmw.limit.request_max_tokens",
+        "tokenmw.limit_response.after": "tokenmw.limit.output_tokens",
+        "tokenmw.count_tokens.on_send": "tokenmw.budget.limit",
+    }
+    for name, key in expected.items():
+        span = otel.span(name)
+        assert key in attrs(span), name
+        assert key not in attrs(call_span), key
+        assert_child(span, call_span)
+    assert attrs(otel.span("tokenmw.enhance.before"))[sc.TOKENMW_TOKENS_AFTER] > attrs(
+        otel.span("tokenmw.enhance.before")
+    )[sc.TOKENMW_TOKENS_BEFORE]
+
+
+def test_refusal_marks_the_hook_span_as_failed(otel: Capture, sync_client: openai.OpenAI) -> None:
+    # A deliberate refusal is not a hook failure (nothing recorded as skipped), but its span ends
+    # in error, as under ``trace.use_span``.
+    client = Middleware([CountTokens(max_input_tokens=1)]).wrap(sync_client)
+    with pytest.raises(TokenBudgetExceeded):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    refused = otel.span("tokenmw.count_tokens.on_send")
+    assert refused.status.status_code is StatusCode.ERROR
+    assert refused.status.description is not None
+    assert refused.status.description.startswith("TokenBudgetExceeded")
+    assert sc.TOKENMW_HOOK_SKIPPED not in attrs(refused)
+    assert otel.span(CALL).status.status_code is StatusCode.ERROR
+
+
+def test_hook_span_is_current_inside_the_phase(otel: Capture, sync_client: openai.OpenAI) -> None:
+    class Traced(Hook):
+        name = "traced"
+
+        async def before(self, call: Call) -> None:
+            with trace.get_tracer("test").start_as_current_span("inside before"):
+                pass
+
+        async def after(self, call: Call, response: Any) -> Any:
+            trace.get_current_span().set_attribute("test.seen", True)
+            return response
+
+    Middleware([Traced()]).wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert_child(otel.span("inside before"), otel.span("tokenmw.traced.before"))
+    assert attrs(otel.span("tokenmw.traced.after"))["test.seen"] is True
+    assert "test.seen" not in attrs(otel.span(CALL))
+    assert trace.get_current_span() is trace.INVALID_SPAN  # every phase's context was detached
 
 
 def test_raising_hook_fails_the_call_span(otel: Capture, sync_client: openai.OpenAI) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gc
 import struct
 import zlib
 from typing import Any
@@ -677,11 +676,12 @@ def test_sdk_responses_output_items_count_like_dicts() -> None:
     assert count_request("responses", {"model": "gpt-4o", "input": ["x", *objects]}) == as_dicts
 
 
-def test_kept_dumps_are_dropped_with_their_objects() -> None:
+def test_a_mutated_sdk_message_is_counted_again() -> None:
+    # Agents reuse the response's message object and change it: the count must follow its content.
     message = ChatCompletionMessage.model_validate({"role": "assistant", "content": "bye"})
-    count_tokens([message])
-    key = id(message)
-    assert key in _counting._dumps
-    del message
-    gc.collect()
-    assert key not in _counting._dumps
+    short = count_tokens([message])
+    message.content = "word " * 200
+    assert count_tokens([message]) == count_tokens([{"role": "assistant", "content": "word " * 200}])
+    assert count_tokens([message]) > short + 150
+    message.content = "bye"
+    assert count_tokens([message]) == short

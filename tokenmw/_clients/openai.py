@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 import openai
 import wrapt
 
@@ -41,6 +43,7 @@ from openai.resources.responses import AsyncResponses, Responses
 from tokenmw._clients.streams import AsyncStreamProxy, SyncStreamProxy, watch_body
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call, Operation
+from tokenmw._core.errors import TokenBudgetExceeded
 from tokenmw._core.stream_run import StreamRun
 from tokenmw._tokens import encodings as _tokenizer
 
@@ -71,6 +74,32 @@ def wrap_openai_client(client: Any, mw: Middleware) -> Any:
     wrapped = _bare_copy(client, _wrapped_class(base))
     wrapped.__dict__[_CHAINS] = (mw, *chains)  # the newest chain runs outermost
     return wrapped
+
+
+# -- refusals as the API's own errors ---------------------------------------------------------------
+
+
+class ContextLengthExceeded(TokenBudgetExceeded, openai.BadRequestError):
+    """``TokenBudgetExceeded`` as openai's own 400 for a prompt over the context window (code
+    ``context_length_exceeded``), so the handlers that already exist for that error (an agent
+    that trims its history and retries, LangChain's and CrewAI's context-overflow handling, which
+    catch ``BadRequestError`` and look for the code) treat tokenmw's refusal the same way.
+    Nothing was sent: ``response`` is made here, not received."""
+
+    def __init__(self, refused: TokenBudgetExceeded, url: str) -> None:
+        message = f"{refused} ({self.code})"
+        body = {"message": message, "type": "invalid_request_error", "param": "messages", "code": self.code}
+        response = httpx2.Response(400, json={"error": body}, request=httpx2.Request("POST", url))
+        openai.BadRequestError.__init__(self, message, response=response, body=body)
+        self.tokens, self.limit, self.model = refused.tokens, refused.limit, refused.model
+        self.estimated, self.source = refused.estimated, refused.source
+
+
+def _as_api_error(refused: TokenBudgetExceeded, client: Any, path: str) -> TokenBudgetExceeded:
+    if isinstance(refused, openai.APIError):
+        return refused  # a stacked chain converted it already
+    error = ContextLengthExceeded(refused, f"{str(client.base_url).rstrip('/')}{path}")
+    return error.with_traceback(refused.__traceback__)
 
 
 # -- the wrapped classes --------------------------------------------------------------------------
@@ -119,7 +148,10 @@ class _SyncWrapped(_Wrapped):
             return request.proxied(result, SyncStreamProxy)
 
         fast = all(chain.sync_fast_path for chain in chains)
-        return request.returned(run_sync(through(0, request.body), fast=fast))
+        try:
+            return request.returned(run_sync(through(0, request.body), fast=fast))
+        except TokenBudgetExceeded as refused:
+            raise _as_api_error(refused, self, path) from None
 
 
 class _AsyncWrapped(_Wrapped):
@@ -138,7 +170,10 @@ class _AsyncWrapped(_Wrapped):
             result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
             return request.proxied(result, AsyncStreamProxy)
 
-        return request.returned(await through(0, request.body))
+        try:
+            return request.returned(await through(0, request.body))
+        except TokenBudgetExceeded as refused:
+            raise _as_api_error(refused, self, path) from None
 
 
 _classes: dict[type, type] = {}
@@ -312,3 +347,14 @@ def _create_attr(operation: Operation, is_async: bool) -> Any:
     else:
         resource = AsyncResponses if is_async else Responses
     return resource.__dict__.get("create")
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _classes_lock
+    _classes_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -14,6 +14,7 @@ system prompt, a retried turn that changed its last message) copies the index as
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 
 from .dedup import Deduper
@@ -118,8 +119,7 @@ def _extend(parent: Step, kind: str) -> _Index:
     if (len(deduper._seen), len(lines.first), len(lines.texts)) == (parent.seen, parent.firsts, parent.texts):
         return index
     copy = Deduper(kind)
-    seen = iter(deduper._seen.items())
-    copy._seen = dict(next(seen) for _ in range(parent.seen))
+    copy._seen = dict(itertools.islice(deduper._seen.items(), parent.seen))
     return _Index(copy, lines.copy(parent.firsts, parent.texts))
 
 
@@ -139,3 +139,14 @@ def clear_history() -> None:
     with _lock:
         _steps.clear()
         _held_chars = 0
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

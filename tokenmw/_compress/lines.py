@@ -24,6 +24,7 @@ next message of a later request without being rebuilt (``history``).
 from __future__ import annotations
 
 import re
+from itertools import islice
 
 from .codelike import looks_like_code
 from .protect import fence_spans
@@ -72,8 +73,7 @@ class LineIndex:
         if firsts == len(self.first):
             new.first = dict(self.first)
         else:
-            items = iter(self.first.items())
-            new.first = dict(next(items) for _ in range(firsts))
+            new.first = dict(islice(self.first.items(), firsts))  # a generator costs ~2x
         new.texts = self.texts[:texts]
         return new
 

@@ -7,6 +7,7 @@ costs one dictionary lookup.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from . import aggressive, logs, tables
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
-from .jsonlex import Lexed, embedded_blocks, lex_at
+from .jsonlex import Lexed, embedded_blocks, lex_stretch
 from .protect import (
     Regions,
     fence_spans,
@@ -236,15 +237,27 @@ def _json_blocks(segment: str) -> list[tuple[int, int, Any]]:
         balance -= _balance(segment, counted, start)
         counted = start
         found: tuple[int, Any] | None
+        skip = start + 1
         if balance > 0:  # JSON tokens; a whole document among them is parsed after all
-            found = lex_at(segment, start)
-            if found is not None and found[1][0].closed:
+            stretch_end, lexed = lex_stretch(segment, start)
+            found = None if lexed is None else (stretch_end, lexed)
+            if found is None:
+                skip = max(skip, stretch_end)  # no line start inside it has anything to compact
+            elif found[1][0].closed:
                 found = find_json(segment, start) or found
         else:  # JSON, else JSON tokens
-            found = find_json(segment, start) or lex_at(segment, start)
+            found = find_json(segment, start)
+            if found is None:
+                stretch_end, lexed = lex_stretch(segment, start)
+                found = None if lexed is None else (stretch_end, lexed)
+                if found is None:
+                    # Line starts inside it hold at most whitespace-only savings in documents
+                    # that have no ``:`` or ``,``: skipped, so a failing parse is not retried at
+                    # each of them (``[`` lines deeper than the parser's limit took minutes).
+                    skip = max(skip, stretch_end)
         m = None
         if found is None:
-            pos = start + 1
+            pos = skip
             continue
         end, result = found
         blocks.append((start, end, result))
@@ -324,3 +337,14 @@ def clear_cache() -> None:
         for cache in _caches.values():
             cache.clear()
         _held_chars = 0
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import operator
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import CountPlan, plan_request
 from tokenmw._tokens.encodings import encoding_for_async
-from tokenmw._wire.usage import read_usage
+from tokenmw._wire.usage import ReportedUsage, read_usage
 
 __all__ = ["Call", "CallUsage", "Integration", "Operation"]
 
@@ -27,11 +29,19 @@ class CallUsage:
     output_tokens_estimated: bool = False
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    _last_read: tuple[Any, ReportedUsage | None] | None = field(default=None, repr=False, compare=False)
+    """The object read last and what it said: the chain and ``CountTokens.after`` read the same
+    response."""
 
     def record_reported(self, obj: Any) -> bool:
         """Copy the usage the API reported on ``obj`` (a response, stream chunk or final stream
         event) into these figures; whether it carried any."""
-        reported = read_usage(obj)
+        last = self._last_read
+        if last is not None and last[0] is obj:
+            reported = last[1]
+        else:
+            reported = read_usage(obj)
+            self._last_read = (obj, reported)
         if reported is None:
             return False
         self.input_tokens_reported = reported.input_tokens
@@ -53,7 +63,10 @@ class Call:
     """
 
     __slots__ = (
+        "_counted",
         "_original_plan",
+        "_phase_span",
+        "_plan_memo",
         "_stream_end",
         "client",
         "integration",
@@ -90,6 +103,12 @@ class Call:
         (its span nests under tokenmw's), so telemetry does not report it twice."""
         self._original_plan: CountPlan | None = None
         self._stream_end: tuple[Any, ...] | None = None
+        # Per-request memos: hooks ask for the count several times per call (before and after
+        # their change, on spans), mostly of a request nobody changed since the last ask.
+        self._plan_memo: tuple[list[Any], CountPlan] | None = None
+        self._counted: list[tuple[CountPlan, Any, int]] = []
+        self._phase_span: Any = None
+        """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
 
     def __repr__(self) -> str:
         return f"Call(operation={self.operation!r}, model={self.model!r}, stream={self.stream})"
@@ -107,11 +126,11 @@ class Call:
 
     async def input_tokens(self) -> int:
         """Input tokens of the request as it is now; only text never counted before is encoded."""
-        return await self._count(plan_request(self.operation, self.request))
+        return await self._count(self._plan())
 
     async def input_count(self) -> tuple[int, bool]:
         """``(input_tokens(), estimated)``: whether part of the count is a guess (see ``counting``)."""
-        plan = plan_request(self.operation, self.request)
+        plan = self._plan()
         return await self._count(plan), plan.estimated
 
     async def original_input_tokens(self) -> int:
@@ -121,16 +140,96 @@ class Call:
             return await self.input_tokens()
         return await self._count(plan)
 
+    def materialise(self) -> None:
+        """Turn one-shot iterables in the request (generators, ``itertools.chain``, tuples) into
+        lists.
+
+        openai types ``messages``, ``tools`` and other list parameters as ``Iterable``: counting a
+        generator, or a hook reading it, would consume it and send an empty list (LiteLLM hands
+        them on as given; openai's own client makes lists before tokenmw sees them). Done once, at
+        the start of the call, so what is counted is what is sent. Only top-level values: inside a
+        message tokenmw reads lists and tuples and never iterates anything else, and a scan of
+        every message would cost every call ~0.2 us a message.
+        """
+        request = self.request
+        for key, value in request.items():
+            if _one_shot(value):
+                request[key] = list(value)
+
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
-        self._original_plan = plan_request(self.operation, self.request)
+        self._original_plan = self._plan()
+
+    def _plan(self) -> CountPlan:
+        """The counting plan of the request as it is now, reused while the request is unchanged."""
+        key = _fingerprint(self.operation, self.request)
+        memo = self._plan_memo
+        if key is not None and memo is not None:
+            old = memo[0]
+            if len(old) == len(key) and all(map(operator.is_, old, key)):
+                return memo[1]
+        plan = plan_request(self.operation, self.request)
+        self._plan_memo = (key, plan) if key is not None else None
+        return plan
 
     async def _count(self, plan: CountPlan) -> int:
         encoding = await encoding_for_async(self.model)
-        return plan.fixed + await cache_for(encoding).count_all_async(plan.texts)
+        for counted, by, tokens in self._counted:
+            if counted is plan and by is encoding:
+                return tokens
+        tokens = plan.fixed + await cache_for(encoding).count_all_async(plan.texts)
+        if len(self._counted) >= 4:  # the original plan and the latest few
+            del self._counted[1]
+        self._counted.append((plan, encoding, tokens))
+        return tokens
 
     def end_stream(self, *final_chunks: Any) -> None:
         """Ask a stream to stop after the current chunk: upstream is closed at once and
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
 
+
+_PLANNED_KEYS = ("model", "tools", "tool_choice", "functions", "function_call")
+"""What ``plan_chat`` reads of a chat request besides ``messages``."""
+
+
+def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | None:
+    """Every object a chat request's count depends on, to compare by identity with an earlier
+    request state; ``None`` (never reused) when some part could change in place unseen: tools,
+    parts lists, SDK objects, and the Responses API. Strings are immutable, so a message whose
+    values are all strings is unchanged exactly when its keys and values are the same objects."""
+    if operation != "chat":
+        return None
+    messages = request.get("messages")
+    if type(messages) is not list:
+        return None
+    key: list[Any] = [messages]
+    for name in _PLANNED_KEYS:
+        value = request.get(name)
+        if value is not None and type(value) is not str:
+            return None
+        key.append(value)
+    for message in messages:
+        if type(message) is not dict:
+            return None
+        key.append(message)
+        for item in message.items():
+            value = item[1]
+            if value is not None and type(value) is not str:
+                return None
+            key.extend(item)
+    return key
+
+
+_PLAIN = frozenset({str, list, dict, int, float, bool, type(None)})
+
+
+def _one_shot(value: Any) -> bool:
+    """Whether ``value`` is an iterable JSON would send as an array but that is not a list."""
+    return (
+        type(value) not in _PLAIN
+        and isinstance(value, Iterable)
+        and not isinstance(value, list | str | bytes | bytearray | memoryview | Mapping)
+        and not hasattr(value, "model_dump")  # a pydantic model iterates over its fields
+        and not hasattr(value, "read")  # a file
+    )

@@ -13,15 +13,15 @@ Layers are resolved once, at construction, so a phase a hook does not define cos
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
-from time import perf_counter_ns
+from time import monotonic, perf_counter_ns
 from typing import TYPE_CHECKING, Any, Literal
 
-from opentelemetry import trace
-
 from tokenmw._core.call import Call
-from tokenmw._core.errors import TokenmwError
+from tokenmw._core.errors import HookResultError, HookTimeout, TokenmwError
 from tokenmw._core.hook import Hook, defined_phases
 from tokenmw._core.stream_run import StreamRun
 from tokenmw._core.timing import HookTimes
@@ -43,7 +43,7 @@ Send = Callable[[Call], Awaitable[Any]]
 class _Layer:
     """A hook and the phases it defines, resolved once."""
 
-    __slots__ = ("after", "before", "hook", "index", "name", "wrap")
+    __slots__ = ("after", "before", "hook", "index", "name", "span_current", "wrap")
 
     def __init__(self, hook: Hook, index: int) -> None:
         phases = defined_phases(hook)
@@ -53,12 +53,19 @@ class _Layer:
         self.before = "before" in phases
         self.wrap = "wrap" in phases
         self.after = "after" in phases
+        self.span_current = bool(getattr(hook, "_span_current", True))
 
 
 class Chain:
     """An ordered chain of hooks around one model call (``tokenmw.Middleware`` adds wrapping)."""
 
-    def __init__(self, hooks: Iterable[Hook] = (), *, on_hook_error: OnHookError = "skip") -> None:
+    def __init__(
+        self,
+        hooks: Iterable[Hook] = (),
+        *,
+        on_hook_error: OnHookError = "skip",
+        hook_timeout: float | None = None,
+    ) -> None:
         hooks = tuple(hooks)
         for hook in hooks:
             if not isinstance(hook, Hook):
@@ -68,6 +75,17 @@ class Chain:
                 )
         if on_hook_error not in ("skip", "raise"):
             raise ValueError(f"on_hook_error must be 'skip' or 'raise', got {on_hook_error!r}")
+        if hook_timeout is not None and (
+            isinstance(hook_timeout, bool)
+            or not isinstance(hook_timeout, int | float)
+            or not math.isfinite(hook_timeout)
+            or hook_timeout <= 0
+        ):
+            raise ValueError(
+                f"hook_timeout must be None (no limit) or a number of seconds > 0, got {hook_timeout!r}"
+            )
+        self.hook_timeout: float | None = hook_timeout
+        """Seconds a request-phase hook may take before it is skipped as failed (None: no limit)."""
         self.hooks: tuple[Hook, ...] = hooks
         self.on_hook_error: OnHookError = on_hook_error
         self.usage = Usage()
@@ -84,7 +102,8 @@ class Chain:
             lay for lay in reversed(self._layers) if "on_stream_end" in defined_phases(lay.hook)
         )
         self._logged_failures: set[tuple[int, str]] = set()
-        self.sync_fast_path = all(h.sync_fast_path for h in hooks)
+        # A time budget needs a Task to cancel a slow hook, which the hand-stepped path has not.
+        self.sync_fast_path = all(h.sync_fast_path for h in hooks) and hook_timeout is None
         """Whether sync clients may step this chain by hand (see ``Hook.sync_fast_path``)."""
 
     def __repr__(self) -> str:
@@ -103,6 +122,7 @@ class Chain:
         try:
             with tel.current(span):
                 if self._layers:
+                    call.materialise()  # one-shot iterables: counted and sent, never consumed
                     call.snapshot_original()
                 response = await self._dispatch(0, call, send, span)
         except BaseException as error:
@@ -141,11 +161,11 @@ class Chain:
         try:
             method = layer.hook.before if phase == "before" else layer.hook.on_send
             if hook_span is None:
-                await method(call)
+                await self._within_budget(layer, phase, method(call))
             else:
-                # tel.hook_span_error records a failure (once); use_span only sets the status.
-                with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
-                    await method(call)
+                # tel.hook_span_error records a failure (once); hook_phase only sets the status.
+                with tel.hook_phase(hook_span, call, layer.span_current):
+                    await self._within_budget(layer, phase, method(call))
         except TokenmwError:
             raise  # a deliberate refusal (e.g. a token budget), not a broken hook
         except Exception as error:
@@ -163,9 +183,14 @@ class Chain:
         hook_span = tel.start_hook_span(layer.name, "after") if span is not None else None
         try:
             if hook_span is None:
-                return await layer.hook.after(call, response)
-            with trace.use_span(hook_span, end_on_exit=False, record_exception=False):
-                return await layer.hook.after(call, response)
+                result = await layer.hook.after(call, response)
+            else:
+                with tel.hook_phase(hook_span, call, layer.span_current):
+                    result = await layer.hook.after(call, response)
+            if result is None and response is not None:
+                # Forgetting ``return response`` must not hand the caller None.
+                raise HookResultError(layer.name, "after", result, "a response")
+            return result
         except TokenmwError:
             raise
         except Exception as error:
@@ -182,9 +207,22 @@ class Chain:
         segment = _WrapSegment(self, layer, span)
         next_result: list[Any] = []
         next_errors: list[BaseException] = []  # what call_next raised: not the hook's failure
+        entered: list[bool] = []  # call_next was called: the request may have gone out
         saved_request = dict(call.request)
+        timeout = self.hook_timeout
+        handed_over: asyncio.Future[None] | None = None
+        late: list[HookTimeout] = []  # the hook blocked past its budget before calling call_next
+        if timeout is not None:
+            handed_over = asyncio.get_running_loop().create_future()
+            started = monotonic()
 
         async def call_next(next_call: Call) -> Any:
+            if timeout is not None and not entered and monotonic() - started > timeout:
+                late.append(HookTimeout(layer.name, "wrap", timeout))
+                raise late[0]  # too late to hand over: the hook is skipped, nothing sent by it
+            entered.append(True)
+            if handed_over is not None and not handed_over.done():
+                handed_over.set_result(None)
             segment.pause()
             try:
                 result = await self._dispatch(i + 1, next_call, send, span)
@@ -199,13 +237,26 @@ class Chain:
         self.hook_times.add(layer.name, "wrap", 0)  # one run, however many segments
         segment.resume()
         try:
-            return await layer.hook.wrap(call, call_next)
+            if handed_over is None:
+                result = await layer.hook.wrap(call, call_next)
+            else:
+                result = await self._wrap_within_budget(layer, layer.hook.wrap(call, call_next), handed_over)
+            if result is None and not (next_result and next_result[0] is None):
+                raise HookResultError(layer.name, "wrap", result, "a response")
+            return result
         except TokenmwError:
             raise
         except Exception as error:
-            if any(error is e for e in next_errors):
+            if not late and any(error is e for e in next_errors):
                 raise  # the model call (or a later layer) failed; the hook only passed it on
-            self._hook_failed(layer, "wrap", error, segment.span)
+            if entered and not next_result:
+                # The hook sent (or is sending) and then raised its own error: a deadline, a
+                # RateLimitError turned into the application's error. Sending again would bill
+                # twice and override the hook's decision, so its error is what the caller gets.
+                if segment.span is not None:
+                    tel.hook_span_error(segment.span, error, skipped=False)
+                raise
+            self._hook_failed(layer, "wrap", late[0] if late else error, segment.span)
             if next_result:
                 return next_result[0]
             call.request.clear()  # bypass the hook with the request as it found it
@@ -214,10 +265,51 @@ class Chain:
         finally:
             segment.pause()
 
+    async def _within_budget(self, layer: _Layer, phase: str, awaitable: Awaitable[None]) -> None:
+        """Await a ``before`` / ``on_send`` within ``hook_timeout`` (when set); over it is a
+        ``HookTimeout``. A hook that blocks the loop cannot be interrupted: it is judged by the
+        time it took once it returns (its changes are rolled back like any failed hook's)."""
+        timeout = self.hook_timeout
+        if timeout is None:
+            await awaitable
+            return
+        started = monotonic()
+        try:
+            await asyncio.wait_for(awaitable, timeout)
+        except asyncio.TimeoutError:
+            if monotonic() - started < timeout:
+                raise  # the hook's own timeout, not the budget
+            raise HookTimeout(layer.name, phase, timeout) from None
+        if monotonic() - started > timeout:
+            raise HookTimeout(layer.name, phase, timeout)
+
+    async def _wrap_within_budget(
+        self, layer: _Layer, running: Awaitable[Any], handed_over: asyncio.Future[None]
+    ) -> Any:
+        """Run a ``wrap`` whose part before ``call_next`` must take at most ``hook_timeout``;
+        once it has called ``call_next`` (the request is on its way) it runs as long as it needs."""
+        timeout = self.hook_timeout
+        assert timeout is not None
+        task = asyncio.ensure_future(running)
+        started = monotonic()
+        try:
+            await asyncio.wait((task, handed_over), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # the caller cancelled: take the hook with it
+            task.cancel()
+            raise
+        late = monotonic() - started > timeout
+        if not handed_over.done() and (not task.done() or late):
+            task.cancel()
+            await asyncio.wait((task,))  # let it unwind; its outcome is the timeout
+            raise HookTimeout(layer.name, "wrap", timeout)
+        return await task
+
     def _hook_failed(self, layer: _Layer, phase: str, error: Exception, hook_span: Span | None) -> None:
         strict = self.on_hook_error == "raise"
         if hook_span is not None:
             tel.hook_span_error(hook_span, error, skipped=not strict)
+            if isinstance(error, HookTimeout):
+                tel.hook_span_timeout(hook_span, error.timeout)
         if strict:
             raise error
         key = (layer.index, phase)

@@ -9,13 +9,14 @@ decided here, so the two proxies cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import deque
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tokenmw._core.errors import TokenmwError
+from tokenmw._core.errors import HookResultError, TokenmwError
 from tokenmw._core.hook import Hook, StreamOutcome
 from tokenmw._core.timing import HookTimes
 from tokenmw._wire.usage import FINAL_EVENTS
@@ -163,6 +164,8 @@ class StreamRun:
             started = perf_counter_ns()
             try:
                 replaced = _call_chunk_hook(layer.hook.on_chunk, call, chunk)
+                if _not_a_chunk(replaced):
+                    raise _wrong_chunk(layer.name, replaced)
             except TokenmwError:
                 raise
             except Exception as error:
@@ -218,3 +221,16 @@ def _call_chunk_hook(on_chunk: Callable[[Call, Any], Any], call: Call, chunk: An
         return on_chunk(call, chunk)
     except (StopIteration, StopAsyncIteration) as stop:
         raise RuntimeError(f"on_chunk raised {type(stop).__name__}") from stop
+
+
+def _not_a_chunk(value: Any) -> bool:
+    """What no stream yields: text (a hook returning the delta instead of the chunk) or an
+    un-awaited coroutine (``on_chunk`` written as ``async def``)."""
+    return isinstance(value, str | bytes) or inspect.iscoroutine(value)
+
+
+def _wrong_chunk(hook: str, value: Any) -> HookResultError:
+    if inspect.iscoroutine(value):
+        value.close()  # never awaited: say so in the error, not in a RuntimeWarning
+        return HookResultError(hook, "on_chunk", value, "a chunk (on_chunk is a plain function, not async)")
+    return HookResultError(hook, "on_chunk", value, "a chunk")

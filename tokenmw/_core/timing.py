@@ -7,7 +7,9 @@ from them.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from dataclasses import dataclass
 
 __all__ = ["HookTimes", "PhaseTime"]
@@ -21,14 +23,18 @@ class PhaseTime:
     seconds: float
 
 
+_instances: weakref.WeakSet[HookTimes] = weakref.WeakSet()
+
+
 class HookTimes:
     """Per ``(hook name, phase)`` totals over every call made through one middleware."""
 
-    __slots__ = ("_lock", "_totals")
+    __slots__ = ("__weakref__", "_lock", "_totals")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str], list[int]] = {}
+        _instances.add(self)
 
     def add(self, hook: str, phase: str, nanoseconds: int, runs: int = 1) -> None:
         """Add ``runs`` runs taking ``nanoseconds`` in all."""
@@ -56,3 +62,13 @@ class HookTimes:
         """Time spent in all hooks together."""
         with self._lock:
             return sum(ns for _, ns in self._totals.values()) / 1e9
+
+
+# A forked child has none of the parent's threads: a lock one of them held would hang it.
+def _reset_in_child() -> None:
+    for times in list(_instances):
+        times._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

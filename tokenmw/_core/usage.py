@@ -8,7 +8,9 @@ the price table (~50 ms to parse) is never touched on the call path.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +82,19 @@ class ModelUsage:
         return {name: getattr(self, name) for name in _FIELDS}
 
 
+# Every live Usage, by id (a dataclass with eq is not hashable, so not a WeakSet).
+_instances: weakref.WeakValueDictionary[int, Usage] = weakref.WeakValueDictionary()
+
+
 @dataclass
 class Usage(ModelUsage):
     """Totals over every call, plus ``by_model``; read it any time, from any thread."""
 
     by_model: dict[str, ModelUsage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _instances[id(self)] = self
 
     def record(self, model: str | None, u: CallUsage) -> None:
         """Add one completed call."""
@@ -123,3 +132,13 @@ class Usage(ModelUsage):
         out["cost_usd"] = total if priced else None
         out["by_model"] = by_model
         return out
+
+
+# A forked child has none of the parent's threads: a lock one of them held would hang it.
+def _reset_in_child() -> None:
+    for usage in list(_instances.values()):
+        usage._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -115,17 +115,18 @@ class TokenCache:
         missing: list[tuple[int | None, str]] | None = None
         missing_chars = 0
         for text in texts:
-            if len(text) > INLINE_HASH_LIMIT:
+            size = len(text)
+            if size > INLINE_HASH_LIMIT:
                 key: int | None = None  # hashed in the worker
                 n = None
             else:
-                key = _key(text)
+                key = hash(text) ^ (size << 32)  # _key, inlined: this loop runs per text per count
                 n = counts.get(key)
             if n is None:
                 if missing is None:
                     missing = []
                 missing.append((key, text))
-                missing_chars += len(text)
+                missing_chars += size
             else:
                 total += n
         if missing is None:
@@ -228,3 +229,19 @@ def cache_for(encoding: tiktoken.Encoding) -> TokenCache:
             if cache is None:
                 cache = _caches[encoding.name] = TokenCache(encoding)
     return cache
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _executor, _executor_lock, _caches_lock
+    _executor = None
+    _executor_lock = threading.Lock()
+    _caches_lock = threading.Lock()
+    for cache in _caches.values():
+        cache._lock = threading.Lock()
+        cache._inflight = {}  # encodes the parent's threads were doing: never finished here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

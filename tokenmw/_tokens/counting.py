@@ -32,8 +32,7 @@ Where each number comes from:
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -146,39 +145,32 @@ def plan_chat(
 
 
 def _iterable(value: Any) -> TypeGuard[Iterable[Any]]:
+    # The common answers first: an ABC ``isinstance`` costs ~1 us, several times per count.
+    if value is None:
+        return False
+    if type(value) is list or type(value) is tuple:
+        return True
     return isinstance(value, Iterable) and not isinstance(value, str | bytes | Mapping)
 
 
-# Objects of the openai SDK (a response's message, Responses output items) are often sent back as
-# they are: their dump is kept per object (~3 us each otherwise, on every count of every turn).
-_dumps: dict[int, tuple[weakref.ref[Any], Mapping[str, Any]]] = {}
-_MAX_DUMPS = 65_536
-
-
-def _forget(key: int) -> Callable[[weakref.ref[Any]], None]:
-    def forget(_: weakref.ref[Any]) -> None:
-        _dumps.pop(key, None)
-
-    return forget
-
-
 def _as_mapping(obj: Any) -> Mapping[str, Any] | None:
-    if isinstance(obj, Mapping):
+    """A message, part or tool call as a mapping: dicts as they are, SDK objects (a response's
+    message sent back as it is) dumped.
+
+    The dump is not cached per object: agents reuse a ``ChatCompletionMessage`` and change its
+    ``content``, and a cache keyed by ``id(obj)`` would keep the old count. Anything that could
+    tell a changed object from an unchanged one costs what the dump costs (~2 us, measured), so
+    the text counts are cached by content (``TokenCache``) and the dump is redone.
+    """
+    if type(obj) is dict or isinstance(obj, Mapping):  # dict first: an ABC check costs ~1 µs
         return obj
     dump = getattr(obj, "model_dump", None)
     if dump is None:
         return None
-    key = id(obj)
-    hit = _dumps.get(key)
-    if hit is not None and hit[0]() is obj:
-        return hit[1]
     try:
         data = dump(exclude_none=True)
-        ref = weakref.ref(obj, _forget(key))
-    except Exception:  # not a pydantic model after all, or not weak-referenceable
+    except Exception:  # not a pydantic model after all
         return None
-    if isinstance(data, Mapping) and len(_dumps) < _MAX_DUMPS:
-        _dumps[key] = (ref, data)
     return data if isinstance(data, Mapping) else None
 
 
@@ -204,12 +196,12 @@ def _add_message(plan: CountPlan, message: Mapping[str, Any], rules: _Rules, pad
         elif value is None:
             continue
         elif key == "content":
-            if isinstance(value, list):
+            if isinstance(value, list | tuple):
                 if pad:
                     plan.estimated = True  # where the newline goes in a list of parts: not measured
                 _add_parts(plan, value, rules)
         elif key == "tool_calls":
-            if isinstance(value, list):
+            if isinstance(value, list | tuple):
                 plan.estimated = True  # rendered like function_call, per call: not measured
                 for tool_call in value:
                     tool_call = _as_mapping(tool_call)
@@ -233,7 +225,7 @@ def _add_tool_call(plan: CountPlan, fn: Mapping[str, Any]) -> int:
     return TOKENS_PER_TOOL_CALL
 
 
-def _add_parts(plan: CountPlan, parts: list[Any], rules: _Rules) -> None:
+def _add_parts(plan: CountPlan, parts: list[Any] | tuple[Any, ...], rules: _Rules) -> None:
     texts = plan.texts
     for part in parts:
         if isinstance(part, str):

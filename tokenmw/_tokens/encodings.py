@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 
 import tiktoken
@@ -166,3 +167,15 @@ def _load(name: str) -> tiktoken.Encoding:
     if url is None or cached_by_tiktoken(url):
         return tiktoken.get_encoding(name)  # tiktoken's own cache first
     return load_encoding(name)  # tokenmw's copy, then litellm's, then tiktoken's download
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _locks_guard, _locks
+    _locks_guard = threading.Lock()
+    _locks = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +32,7 @@ __all__ = [
     "ModelPrice",
     "context_window",
     "context_window_async",
+    "context_window_source",
     "cost_usd",
     "preload",
     "price_for",
@@ -226,6 +228,17 @@ def context_window(model: str | None) -> int | None:
     return price.max_input_tokens if price is not None else None
 
 
+def context_window_source(model: str | None) -> str | None:
+    """Where ``context_window(model)`` came from, in words (for errors): the proxy's config or
+    the price table that knew it; ``None`` when none did."""
+    if model and aliases.configured_window(model) is not None:
+        return f"the context window of {model} in the proxy's model_info"
+    price = price_for(model)
+    if price is None or price.max_input_tokens is None:
+        return None
+    return f"the context window of {model} in {price.source}'s table"
+
+
 async def context_window_async(model: str | None) -> int | None:
     """``context_window`` that reads the tables in a worker thread the first time."""
     if _tables is None:
@@ -246,3 +259,16 @@ def cost_usd(
     return (
         (input_tokens - cached) * price.input + cached * cached_rate + output_tokens * (price.output or 0.0)
     )
+
+
+# A forked child has none of the parent's threads: a pool without its workers, or a lock one of
+# them held, would hang the child's first call (gunicorn --preload, multiprocessing, celery).
+def _reset_in_child() -> None:
+    global _load_lock, _preload_thread
+    _load_lock = threading.Lock()
+    if _tables is None:
+        _preload_thread = None  # it did not finish in the parent, and it is not running here
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

@@ -50,15 +50,19 @@ def read_usage_block(usage: Any) -> ReportedUsage | None:
     if usage is None:
         return None
     prompt = get_field(usage, "prompt_tokens")
-    if prompt is None:
-        prompt = get_field(usage, "input_tokens")
     completion = get_field(usage, "completion_tokens")
-    if completion is None:
+    # One family of names per object: asking a chat usage for the Responses names (or back) costs
+    # a pydantic ``__getattr__`` miss each, ~1 µs, and usage is read several times per call.
+    if prompt is not None or completion is not None:
+        details = get_field(usage, "prompt_tokens_details")
+        out_details = get_field(usage, "completion_tokens_details")
+    else:
+        prompt = get_field(usage, "input_tokens")
         completion = get_field(usage, "output_tokens")
-    if prompt is None and completion is None:
-        return None
-    details = get_field(usage, "prompt_tokens_details") or get_field(usage, "input_tokens_details")
-    out_details = get_field(usage, "completion_tokens_details") or get_field(usage, "output_tokens_details")
+        if prompt is None and completion is None:
+            return None
+        details = get_field(usage, "input_tokens_details")
+        out_details = get_field(usage, "output_tokens_details")
     return ReportedUsage(
         input_tokens=prompt,
         output_tokens=completion,

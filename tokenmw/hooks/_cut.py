@@ -50,9 +50,21 @@ def _decoded_prefix(encoding: tiktoken.Encoding, tokens: list[int]) -> str:
 
 
 def _unspaced(ch: str) -> bool:
-    """Whether ``ch`` belongs to a script written without spaces (CJK, kana, Thai), where a word
-    may end after any character."""
-    return "\u3000" <= ch <= "\u9fff" or "\uf900" <= ch <= "\uffef" or "\u0e00" <= ch <= "\u0e7f"
+    """Whether ``ch`` belongs to a script written without spaces (CJK, kana, Thai) or is an emoji
+    (replies made of emoji have no spaces either), where a word may end after any character."""
+    return (
+        "\u3000" <= ch <= "\u9fff"
+        or "\uf900" <= ch <= "\uffef"
+        or "\u0e00" <= ch <= "\u0e7f"
+        or "\U0001f300" <= ch <= "\U0001faff"
+        or "\u2600" <= ch <= "\u27bf"
+    )
+
+
+def _joins(ch: str) -> bool:
+    """Whether ``ch`` belongs to the character before it: a zero-width joiner, a variation
+    selector, a skin-tone modifier (an emoji cut before one loses its tone or its sequence)."""
+    return ch == "\u200d" or "\ufe00" <= ch <= "\ufe0f" or "\U0001f3fb" <= ch <= "\U0001f3ff"
 
 
 def word_cut(text: str, end: int, start: int = 0) -> int:
@@ -62,7 +74,7 @@ def word_cut(text: str, end: int, start: int = 0) -> int:
     ``start``."""
     i = end
     while i > start:
-        if i >= len(text) or text[i].isspace() or _unspaced(text[i - 1]):
+        if i >= len(text) or text[i].isspace() or (_unspaced(text[i - 1]) and not _joins(text[i])):
             return i
         i -= 1
     return end if end - start >= MAX_WORD else start
@@ -89,12 +101,19 @@ def cut_text(encoding: tiktoken.Encoding, text: str, limit: int) -> tuple[str | 
     fits = _decoded_prefix(encoding, tokens[: max(limit, 0)])
     end = _sentence_cut(text, len(fits))
     if end is None:
-        end = word_cut(text, len(fits))
+        end = _prefix_cut(text, len(fits))
     cut = text[:end].rstrip()
     # Re-encoding a prefix may (rarely) take more tokens than the prefix of the encoding did.
     while cut and len(encoding.encode_ordinary(cut)) > limit:
-        cut = text[: word_cut(text, len(cut) - 1)].rstrip()
+        cut = text[: _prefix_cut(text, len(cut) - 1)].rstrip()
     return cut, len(tokens)
+
+
+def _prefix_cut(text: str, end: int) -> int:
+    """``word_cut`` for a whole text: with no word boundary before ``end`` at all (a reply that
+    opens with a run of emoji or an unspaced script), the longest prefix that fits, never ``""``."""
+    cut = word_cut(text, end)
+    return cut if cut > 0 else end
 
 
 def _commit_point(text: str) -> int:

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, get_args
 
-from opentelemetry import trace
-
 from tokenmw._compress import Level, Report, compress_chat, compress_responses
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
-from tokenmw.telemetry._spans import annotate_tokens
+from tokenmw.hooks._checks import whole_number
+from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
@@ -42,16 +41,15 @@ class Compress(Hook):
 
     name = "compress"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(
         self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None
     ) -> None:
         if level not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
-        if min_tokens < 0:
-            raise ValueError("min_tokens must be >= 0")
-        if max_input_tokens is not None and max_input_tokens <= 0:
-            raise ValueError("max_input_tokens must be a positive number of tokens")
+        whole_number("min_tokens", min_tokens, 0)
+        whole_number("max_input_tokens", max_input_tokens, 1, optional=True)
         self.level: Level = level
         self.min_tokens = min_tokens
         self.max_input_tokens = max_input_tokens
@@ -71,7 +69,7 @@ class Compress(Hook):
             request.get("instructions"), str
         ):
             return
-        recording = trace.get_current_span().is_recording()
+        recording = phase_span(call).is_recording()
         before = await call.input_tokens() if self.min_tokens or recording else 0
         if before < self.min_tokens:
             return
@@ -84,7 +82,7 @@ class Compress(Hook):
                 report = self._apply(call, original, cut)
         call.state[self.name] = report
         if recording:
-            annotate_tokens(before, await call.input_tokens(), **_attributes(self.level, report))
+            annotate_phase(call, before, await call.input_tokens(), **_attributes(self.level, report))
 
     def _apply(self, call: Call, original: dict[str, Any], drop: range) -> Report:
         """Compress the request as the caller made it (dropping ``drop``) into ``call.request``."""

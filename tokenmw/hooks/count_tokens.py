@@ -17,7 +17,8 @@ from tokenmw._tokens import prices as _prices
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.encodings import encoding_for, encoding_for_async, loaded
 from tokenmw._wire.text import chunk_pieces, reply_pieces
-from tokenmw.telemetry._spans import annotate_tokens
+from tokenmw.hooks._checks import whole_number
+from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
@@ -39,10 +40,10 @@ class CountTokens(Hook):
 
     name = "count_tokens"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(self, max_input_tokens: int | None = None) -> None:
-        if max_input_tokens is not None and max_input_tokens < 0:
-            raise ValueError(f"max_input_tokens must be >= 0, got {max_input_tokens}")
+        whole_number("max_input_tokens", max_input_tokens, 0, optional=True)
         self.max_input_tokens = max_input_tokens
         if max_input_tokens is None:
             _prices.preload()  # context windows: read the table off the call path
@@ -58,16 +59,22 @@ class CountTokens(Hook):
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)
-        # The span says when a count is partly a guess, and when no budget was checked (a model
-        # whose context window no price table knows: refusing it would be a guess too).
-        notes: dict[str, Any] = {"tokens.estimated": estimated}
-        if limit is None:
-            notes["budget.off"] = "context window unknown"
-        else:
-            notes["budget.limit"] = limit
-        annotate_tokens(original, sent, **notes)
+        if phase_span(call).is_recording():
+            # The span says when a count is partly a guess, and when no budget was checked (a model
+            # whose context window no price table knows: refusing it would be a guess too).
+            notes: dict[str, Any] = {"tokens.estimated": estimated}
+            if limit is None:
+                notes["budget.off"] = "context window unknown"
+            else:
+                notes["budget.limit"] = limit
+            annotate_phase(call, original, sent, **notes)
         if limit is not None and sent > limit:
-            raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated)
+            source: str | None
+            if self.max_input_tokens is not None:
+                source = f"CountTokens(max_input_tokens={self.max_input_tokens})"
+            else:
+                source = _prices.context_window_source(call.model)
+            raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated, source=source)
 
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
-
 from tokenmw._core.hook import Hook
 from tokenmw._wire.fields import get_field
-from tokenmw.telemetry._spans import annotate_tokens
+from tokenmw.hooks._checks import whole_number
+from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
@@ -32,10 +31,12 @@ class Enhance(Hook):
 
     name = "enhance"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
-        if max_words is not None and (isinstance(max_words, bool) or max_words <= 0):
-            raise ValueError("max_words must be a positive number")
+        whole_number("max_words", max_words, 1, optional=True)
+        if instruction is not None and not (isinstance(instruction, str) and instruction.strip()):
+            raise ValueError(f"instruction must be a non-blank string or None, got {instruction!r}")
         parts = []
         if max_words is not None:
             parts.append(f"Answer in at most {max_words} words.")
@@ -55,7 +56,7 @@ class Enhance(Hook):
         if not self.text:
             return
         request = call.request
-        recording = trace.get_current_span().is_recording()
+        recording = phase_span(call).is_recording()
         before = await call.input_tokens() if recording else 0
         key = "messages" if call.operation == "chat" else "instructions"
         current = request.get(key)
@@ -69,12 +70,14 @@ class Enhance(Hook):
         if new is not None:
             request[key] = new
         if recording:
-            annotate_tokens(before, await call.input_tokens(), **{"enhance.added": new is not None})
+            annotate_phase(call, before, await call.input_tokens(), **{"enhance.added": new is not None})
 
 
 def with_instruction(messages: list[Any], text: str) -> list[Any] | None:
     """A new message list carrying ``text`` at the end of the first system/developer message, or
     ``None`` when it already carries it or that message has a shape we do not know."""
+    if not messages:
+        return None  # no conversation: the API refuses it, and an added message would hide that
     for i, message in enumerate(messages):
         if get_field(message, "role") in _SYSTEM_ROLES:
             if not isinstance(message, Mapping):

@@ -28,6 +28,7 @@ from tokenmw._wire.usage import read_usage_block
 from tokenmw.hooks._cut import cut_text
 from tokenmw.hooks._limit_streams import ChatStream, LimitPlan, ResponsesStream
 from tokenmw.hooks._shapes import TEXT_ITEMS, build, cut_part, get, replace, trim_logprobs
+from tokenmw.telemetry._spans import phase_span
 
 if TYPE_CHECKING:
     import tiktoken
@@ -108,6 +109,7 @@ class LimitResponse(Hook):
 
     name = "limit_response"
     sync_fast_path = True
+    _span_current = False
 
     def __init__(
         self,
@@ -135,7 +137,7 @@ class LimitResponse(Hook):
     # -- request ----------------------------------------------------------------------------------
 
     async def before(self, call: Call) -> None:
-        span = trace.get_current_span()
+        span = phase_span(call)
         skipped = _protected_request(call.request)
         if skipped is not None:
             call.state[_STATE] = LimitPlan(self.max_tokens, None, skipped=skipped)
@@ -157,8 +159,7 @@ class LimitResponse(Hook):
         encoding = await encoding_for_async(call.model)
         call.state[_STATE] = LimitPlan(limit, encoding, include_usage=_include_usage(call.request))
         if span.is_recording():
-            span.set_attribute(ATTR_MAX_TOKENS, limit)
-            span.set_attribute(ATTR_REQUEST_MAX_TOKENS, sent)
+            span.set_attributes({ATTR_MAX_TOKENS: limit, ATTR_REQUEST_MAX_TOKENS: sent})
 
     # -- complete responses -----------------------------------------------------------------------
 
@@ -167,14 +168,21 @@ class LimitResponse(Hook):
         if plan is None or plan.encoding is None:
             return response
         limit, encoding = plan.limit, plan.encoding
-        limiter = _limit_responses if get(response, "output") is not None else _limit_chat
-        if _text_size(response) > INLINE_ENCODE_LIMIT:
-            result = await asyncio.to_thread(limiter, response, limit, encoding)
+        reported = _visible_reported(response)
+        if reported is not None and reported <= limit:
+            # The provider kept to the cap (the common case): nothing to walk or encode.
+            result: _Limited = (response, reported, False, None)
         else:
-            result = limiter(response, limit, encoding)
+            # The operation first: asking a pydantic chat completion for ``output`` is a miss (~1 µs).
+            responses = call.operation == "responses" and get(response, "output") is not None
+            limiter = _limit_responses if responses else _limit_chat
+            if _text_size(response) > INLINE_ENCODE_LIMIT:
+                result = await asyncio.to_thread(limiter, response, limit, encoding)
+            else:
+                result = limiter(response, limit, encoding)
         response, plan.output_tokens, plan.truncated, reason = result
         plan.skipped = plan.skipped or reason
-        _annotate(trace.get_current_span(), limit, plan.output_tokens, plan.truncated, plan.skipped)
+        _annotate(phase_span(call), limit, plan.output_tokens, plan.truncated, plan.skipped)
         return response
 
     # -- streams ----------------------------------------------------------------------------------
@@ -371,13 +379,14 @@ def _annotate(
 ) -> None:
     if not span.is_recording():
         return
-    span.set_attribute(ATTR_MAX_TOKENS, limit)
+    attrs: dict[str, Any] = {ATTR_MAX_TOKENS: limit}  # one call: the SDK takes a lock per call
     if output_tokens is not None:
-        span.set_attribute(ATTR_OUTPUT_TOKENS, output_tokens)
+        attrs[ATTR_OUTPUT_TOKENS] = output_tokens
     if truncated is not None:
-        span.set_attribute(ATTR_TRUNCATED, truncated)
+        attrs[ATTR_TRUNCATED] = truncated
     if skipped is not None:
-        span.set_attribute(ATTR_SKIPPED, skipped)
+        attrs[ATTR_SKIPPED] = skipped
+    span.set_attributes(attrs)
 
 
 def _visible_reported(response: Any) -> int | None:

@@ -11,15 +11,20 @@ It answers like the API, over real HTTP, so the real ``openai`` client runs end 
         server.requests[-1].body  # what reached the wire
 
 Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/responses`` (both with ``stream``), and
-``GET /v1/models``. Any ``Authorization`` is accepted. Other paths get a 404 and a bad body a 400,
+``GET /v1/models``, and Azure OpenAI's paths for the first two (``/openai/deployments/NAME/...``).
+Any ``Authorization`` (or ``api-key``) is accepted. Other paths get a 404 and a bad body a 400,
 both with an OpenAI error body, so the client raises ``NotFoundError`` / ``BadRequestError``.
 
 The reply is plain English, the same text for the same settings whatever the prompt (hooks rewrite
-prompts; tests compare wrapped and unwrapped clients). Usage is real: input tokens follow tokenmw's
-counting rules (``tokenmw._tokens.counting``) and output tokens are the reply's tokens in the model's
-encoding. A request's output cap (``max_completion_tokens``/``max_tokens``, ``max_output_tokens``)
-cuts the reply to that many tokens with ``finish_reason="length"`` (chat) or
-``status="incomplete"`` and a closing ``response.incomplete`` event (responses), unless
+prompts; tests compare wrapped and unwrapped clients). Usage is the server's own, independent of
+tokenmw's counter so that tests can tell what the API reported from what tokenmw counted
+(``_billing``): input tokens are a fixed base, a few tokens per message, item and tool, and the
+tokens of every string value in the input fields; output tokens are the tokens of what was written;
+both in the model's encoding, plus the offsets below. What each request was billed is on its
+record (``server.requests[-1].billed``). A request's output cap (``max_completion_tokens``/
+``max_tokens``, ``max_output_tokens``) cuts the reply to that many tokens with
+``finish_reason="length"`` (chat) or ``status="incomplete"`` and a closing
+``response.incomplete`` event (responses), unless
 ``ignore_max_tokens`` is set.
 
 Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()``):
@@ -34,6 +39,9 @@ Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()
     ignore the request's output cap.
 ``x-tokenmw-seed: TEXT``
     start the reply at another place in the text (a different, still deterministic reply).
+``x-tokenmw-usage-offset: N`` / ``x-tokenmw-output-offset: N``
+    add N to the input / output tokens billed (``ServerSettings.usage_offset`` / ``output_offset``
+    server-wide).
 ``x-tokenmw-error: STATUS``
     answer with that HTTP error status (400-599) and an OpenAI error body.
 ``x-tokenmw-answer: text|auto``
@@ -43,8 +51,10 @@ Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()
     otherwise the plain reply. ``ServerSettings.answer`` sets it server-wide.
 
 What the server saw is on the server object: ``server.requests`` (``RequestRecord``: method, path,
-lower-case headers, parsed body) and ``server.streams`` (``StreamRecord``: chunks sent of the total,
-``disconnected``, ``completed``; ``record.wait(timeout)`` blocks until the server is done with it).
+lower-case headers, parsed body, ``billed``: a ``Billed`` with the input and output tokens, whether
+the response reported them, and the response id the client sees) and ``server.streams``
+(``StreamRecord``: chunks sent of the total, ``disconnected``, ``completed``;
+``record.wait(timeout)`` blocks until the server is done with it).
 A client that closes a stream early is noticed during the pause between events, and the server
 stops generating. ``server.reset()`` clears both logs.
 
@@ -54,11 +64,12 @@ From a shell: ``tokenmw serve`` or ``python -m tokenmw.server`` (``--port``, ``-
 
 from tokenmw.server._cli import run_cli
 from tokenmw.server._process import server_process
-from tokenmw.server._records import RequestRecord, StreamRecord
+from tokenmw.server._records import Billed, RequestRecord, StreamRecord
 from tokenmw.server._server import EmbeddedServer, serve
 from tokenmw.server._settings import ServerSettings
 
 __all__ = [
+    "Billed",
     "EmbeddedServer",
     "RequestRecord",
     "ServerSettings",

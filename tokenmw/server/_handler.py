@@ -12,6 +12,7 @@ import itertools
 import json
 import logging
 import os
+import re
 import select
 import socket
 import time
@@ -20,11 +21,10 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 
-from tokenmw._tokens.count_cache import TokenCache, cache_for
-from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
+from tokenmw.server import _billing
 from tokenmw.server import _payloads as payloads
-from tokenmw.server._records import Recorder, RequestRecord, StreamRecord
+from tokenmw.server._records import Billed, Recorder, RequestRecord, StreamRecord
 from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
@@ -77,6 +77,8 @@ class Handler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: _ServerState  # type: ignore[assignment]
+    _record: RequestRecord
+    """The request being handled (set first thing in ``_dispatch``)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)
@@ -109,20 +111,22 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 parse_error = True
-        self.server.recorder.add_request(RequestRecord(method, path, headers, body, self.client_address[1]))
+        self._record = RequestRecord(method, path, headers, body, self.client_address[1])
+        self.server.recorder.add_request(self._record)
         try:
             settings = request_settings(self.server.settings, headers)
             if settings.error_status is not None:
                 self._pause(settings.latency)
                 self._send_error(settings.error_status, "Error requested by the x-tokenmw-error header.")
                 return
-            if method == "POST" and path in _POST_ROUTES:
+            route = _AZURE_PATH.sub(r"/v1\1", path)
+            if method == "POST" and route in _POST_ROUTES:
                 if parse_error or not isinstance(body, dict):
                     raise BadRequest(
                         "We could not parse the JSON body of your request. (HINT: This likely means you "
                         "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
                     )
-                _POST_ROUTES[path](self, body, settings)
+                _POST_ROUTES[route](self, body, settings)
             elif method == "GET" and path == "/v1/models":
                 self._send_json(200, payloads.models_list(int(time.time())))
             else:
@@ -159,27 +163,29 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest("Invalid type for 'messages': expected an array of objects.", "messages")
         cap = _cap(request, "max_completion_tokens", "max_tokens")
         encoding = encoding_for(model)
-        counts = cache_for(encoding)
-        prompt_tokens = _input_tokens("chat", request, counts)
+        count = _counter(encoding.name)
+        prompt_tokens = _billing.input_tokens(encoding.name, request, settings.usage_offset)
         answer = read_request("chat", request) if settings.answer == "auto" else None
         id_ = _new_id("chatcmpl-")
         created = int(time.time())
         if answer is not None and answer.tool_name is not None:
-            self._chat_tool(request, id_, created, model, prompt_tokens, counts.count, answer, settings)
+            self._chat_tool(request, id_, created, model, prompt_tokens, count, answer, settings)
             return
         if answer is not None and answer.text is not None:
-            text, completion_tokens, cut = answer.text, counts.count(answer.text), False
+            text, completion_tokens, cut = answer.text, count(answer.text), False
         else:
-            text, completion_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+            text, completion_tokens, cut = _reply(encoding.name, count, settings, cap)
+        completion_tokens = _output(completion_tokens, settings)
         finish_reason = "length" if cut else "stop"
         usage = payloads.chat_usage(prompt_tokens, completion_tokens)
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self._bill(prompt_tokens, completion_tokens, id_, not request.get("stream") or include_usage)
         if not request.get("stream"):
             self._pause(settings.latency)
             body = payloads.chat_completion(id_, created, model, text, finish_reason, usage)
             self._send_json(200, body, id_)
             return
-        options = request.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         deltas = split_deltas(text)
         events = payloads.chat_stream(
             id_, created, model, deltas, finish_reason, usage if include_usage else None
@@ -199,15 +205,17 @@ class Handler(BaseHTTPRequestHandler):
         settings: RequestSettings,
     ) -> None:
         name, arguments = answer.tool_name or "", answer.arguments or "{}"
-        usage = payloads.chat_usage(prompt_tokens, count(name) + count(arguments))
+        completion_tokens = _output(count(name) + count(arguments), settings)
+        usage = payloads.chat_usage(prompt_tokens, completion_tokens)
         call_id = _new_id("call_")
+        options = request.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        self._bill(prompt_tokens, completion_tokens, id_, not request.get("stream") or include_usage)
         if not request.get("stream"):
             self._pause(settings.latency)
             body = payloads.chat_tool_call(id_, created, model, call_id, name, arguments, usage)
             self._send_json(200, body, id_)
             return
-        options = request.get("stream_options")
-        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         pieces = split_deltas(arguments)
         events = payloads.chat_tool_stream(
             id_, created, model, call_id, name, pieces, usage if include_usage else None
@@ -222,17 +230,19 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest("Invalid type for 'input': expected a string or an array.", "input")
         cap = _cap(request, "max_output_tokens")
         encoding = encoding_for(request["model"])
-        counts = cache_for(encoding)
-        input_tokens = _input_tokens("responses", request, counts)
+        count = _counter(encoding.name)
+        billed_input = _billing.input_tokens(encoding.name, request, settings.usage_offset)
         answer = read_request("responses", request) if settings.answer == "auto" else None
         id_ = _new_id("resp_")
         if answer is not None and answer.tool_name is not None:
-            self._responses_tool(request, id_, input_tokens, counts.count, answer, settings)
+            self._responses_tool(request, id_, billed_input, count, answer, settings)
             return
         if answer is not None and answer.text is not None:
-            text, output_tokens, cut = answer.text, counts.count(answer.text), False
+            text, output_tokens, cut = answer.text, count(answer.text), False
         else:
-            text, output_tokens, cut = _reply(encoding.name, counts.count, settings, cap)
+            text, output_tokens, cut = _reply(encoding.name, count, settings, cap)
+        output_tokens = _output(output_tokens, settings)
+        self._bill(billed_input, output_tokens, id_, True)
         status = "incomplete" if cut else "completed"
         message_id = _new_id("msg_")
         final = payloads.response_object(
@@ -241,7 +251,7 @@ class Handler(BaseHTTPRequestHandler):
             request,
             status=status,
             output=[payloads.output_message(message_id, text, status)],
-            usage=payloads.responses_usage(input_tokens, output_tokens),
+            usage=payloads.responses_usage(billed_input, output_tokens),
         )
         if not request.get("stream"):
             self._pause(settings.latency)
@@ -262,6 +272,8 @@ class Handler(BaseHTTPRequestHandler):
         settings: RequestSettings,
     ) -> None:
         name, arguments = answer.tool_name or "", answer.arguments or "{}"
+        output_tokens = _output(count(name) + count(arguments), settings)
+        self._bill(input_tokens, output_tokens, id_, True)
         item = payloads.function_call_item(_new_id("fc_"), _new_id("call_"), name, arguments, "completed")
         final = payloads.response_object(
             id_,
@@ -269,7 +281,7 @@ class Handler(BaseHTTPRequestHandler):
             request,
             status="completed",
             output=[item],
-            usage=payloads.responses_usage(input_tokens, count(name) + count(arguments)),
+            usage=payloads.responses_usage(input_tokens, output_tokens),
         )
         if not request.get("stream"):
             self._pause(settings.latency)
@@ -278,6 +290,10 @@ class Handler(BaseHTTPRequestHandler):
         pieces = split_deltas(arguments)
         events = payloads.responses_tool_stream(final, item, pieces)
         self._stream(events, StreamRecord(id_, "/v1/responses", len(pieces) + 7), settings)
+
+    def _bill(self, input_tokens: int, output_tokens: int, response_id: str, reported: bool) -> None:
+        """Keep what this request is billed on its record, for tests to compare with the client."""
+        self._record.billed = Billed(input_tokens, output_tokens, reported, response_id)
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -368,6 +384,10 @@ class Handler(BaseHTTPRequestHandler):
             return
 
 
+# Azure OpenAI's paths (``AzureOpenAI(azure_endpoint=server.url, ...)``): the deployment is in the
+# path, the key in an ``api-key`` header; answered as the OpenAI paths are.
+_AZURE_PATH = re.compile(r"^/openai(?:/deployments/[^/]+)?(/chat/completions|/responses)$")
+
 _POST_ROUTES = {
     "/v1/chat/completions": Handler._chat,
     "/v1/responses": Handler._responses,
@@ -404,10 +424,13 @@ def _cap(request: Mapping[str, Any], *names: str) -> int | None:
     return cap
 
 
-def _input_tokens(operation: str, request: Mapping[str, Any], counts: TokenCache) -> int:
-    """Input tokens by tokenmw's own counting rules, so tests can compare both sides exactly."""
-    plan = plan_request(operation, request)
-    return plan.fixed + counts.count_all(plan.texts)
+def _counter(encoding_name: str) -> Callable[[str], int]:
+    """The server's own output counter for one encoding."""
+    return lambda text: _billing.text_tokens(encoding_name, text)
+
+
+def _output(tokens: int, settings: RequestSettings) -> int:
+    return max(tokens + settings.output_offset, 0)
 
 
 def _reply(

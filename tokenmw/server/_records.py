@@ -12,7 +12,21 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Recorder", "RequestRecord", "StreamRecord"]
+__all__ = ["Billed", "Recorder", "RequestRecord", "StreamRecord"]
+
+
+@dataclass(slots=True, frozen=True)
+class Billed:
+    """The usage the server billed for one answered request (its own count: see ``_billing``)."""
+
+    input_tokens: int
+    output_tokens: int
+    reported: bool
+    """Whether the response carries this usage (a chat stream without ``include_usage`` does not:
+    billed all the same, as the API does; a stream the client leaves early never delivers it, see
+    the ``StreamRecord`` with the same id)."""
+    response_id: str
+    """The ``id`` of the completion or response, which the client sees: ties an answer to its request."""
 
 
 @dataclass(slots=True)
@@ -28,6 +42,8 @@ class RequestRecord:
     client_port: int = 0
     """The client's port: equal for two requests when the connection was kept alive."""
     received_at: float = field(default_factory=time.time)
+    billed: Billed | None = None
+    """What the server billed; ``None`` when it answered with an error (nothing is billed)."""
 
 
 @dataclass(slots=True)

@@ -34,6 +34,10 @@ class ServerSettings:
     answer: str = "text"
     """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
     when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
+    usage_offset: int = 0
+    """Added to the input tokens the server bills (its own count, see ``_billing``)."""
+    output_offset: int = 0
+    """Added to the output tokens the server bills."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +53,8 @@ class RequestSettings:
     """Chooses where in the reply corpus the text starts; ``None`` gives the same text every time."""
     error_status: int | None = None
     """Answer with this HTTP error status instead of a completion."""
+    usage_offset: int = 0
+    output_offset: int = 0
 
 
 class SettingsError(ValueError):
@@ -67,6 +73,8 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         chunk_delay=settings.chunk_delay,
         ignore_max_tokens=settings.ignore_max_tokens,
         answer=settings.answer,
+        usage_offset=settings.usage_offset,
+        output_offset=settings.output_offset,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -90,6 +98,10 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 changes["answer"] = value
             elif name == "seed":
                 changes["seed"] = value
+            elif name == "usage-offset":
+                changes["usage_offset"] = int(value)
+            elif name == "output-offset":
+                changes["output_offset"] = int(value)
             elif name == "error":
                 status = int(value)
                 if not 400 <= status <= 599:

@@ -36,6 +36,8 @@ CAPTURE_MESSAGE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTEN
 TOKENMW_HOOK_NAME = "tokenmw.hook.name"
 TOKENMW_HOOK_PHASE = "tokenmw.hook.phase"
 TOKENMW_HOOK_SKIPPED = "tokenmw.hook.skipped"
+TOKENMW_HOOK_TIMEOUT = "tokenmw.hook.timeout"
+"""Set on a hook span when the hook ran over ``hook_timeout`` (its value, in seconds)."""
 TOKENMW_TOKENS_BEFORE = "tokenmw.tokens.before"
 TOKENMW_TOKENS_AFTER = "tokenmw.tokens.after"
 TOKENMW_TOKENS_SAVED = "tokenmw.tokens.saved"

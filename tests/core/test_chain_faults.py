@@ -156,7 +156,7 @@ async def test_a_deadline_hook_that_times_out_never_sends_again(
     async_client: openai.AsyncOpenAI, live_server: EmbeddedServer, policy: str
 ) -> None:
     client = Middleware([Deadline()], on_hook_error=policy).wrap(async_client)  # type: ignore[arg-type]
-    with pytest.raises(TimeoutError):
+    with pytest.raises(asyncio.TimeoutError):  # the builtin TimeoutError from 3.11
         await client.chat.completions.create(
             model="gpt-4o-mini", messages=MESSAGES, extra_headers={"x-tokenmw-latency": "1"}
         )

@@ -275,3 +275,54 @@ def test_no_usage_found(obj: Any) -> None:
     u = CallUsage()
     assert not u.record_reported(obj)
     assert u == CallUsage()
+
+
+# -- issue 11, defect 5: a wrap hook that sends more than once ---------------------------------------
+
+
+class _SendTwice:
+    """A hedging/retrying wrap hook: two model requests in one call, either one returned."""
+
+    @staticmethod
+    def make(concurrent: bool) -> Any:
+        import tokenmw
+
+        class SendTwice(tokenmw.Hook):
+            name = "send_twice"
+
+            async def wrap(self, call: Any, call_next: Any) -> Any:
+                if concurrent:
+                    first, _ = await asyncio.gather(call_next(call), call_next(call))
+                    return first
+                await call_next(call)  # a "retry" whose first answer is thrown away
+                return await call_next(call)
+
+        return SendTwice()
+
+
+@pytest.mark.parametrize("concurrent", [False, True], ids=["retry", "hedge"])
+@pytest.mark.parametrize("operation", ["chat", "responses"])
+async def test_every_billed_response_is_recorded(live_server: Any, concurrent: bool, operation: str) -> None:
+    import openai
+
+    import tokenmw
+
+    mw = tokenmw.Middleware([_SendTwice.make(concurrent), tokenmw.CountTokens()])
+    raw = openai.AsyncOpenAI(api_key="k", base_url=live_server.base_url, max_retries=0)
+    client = mw.wrap(raw)
+    if operation == "chat":
+        resp: Any = await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "Say something."}]
+        )
+        billed_in, billed_out = resp.usage.prompt_tokens, resp.usage.completion_tokens
+    else:
+        resp = await client.responses.create(model="gpt-4o-mini", input="Say something.")
+        billed_in, billed_out = resp.usage.input_tokens, resp.usage.output_tokens
+    await raw.close()
+    assert len(live_server.requests) == 2  # the server billed two requests
+    usage = mw.usage
+    assert usage.calls == 1
+    assert usage.input_tokens_reported == 2 * billed_in
+    assert usage.output_tokens == 2 * billed_out
+    assert usage.requests == 2
+    assert usage.input_tokens_sent == usage.input_tokens_original > 0

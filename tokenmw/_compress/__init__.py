@@ -11,6 +11,7 @@ at the aggressive level ``logs`` (collapsed log lines), ``tables`` (uniform JSON
 only user; it owns counting and telemetry.
 """
 
+from . import originals as _originals
 from . import text as _text
 from .history import clear_history
 from .messages import Report, compress_chat, compress_responses
@@ -24,6 +25,7 @@ __all__ = [
     "compress_chat",
     "compress_responses",
     "compress_text",
+    "originals",
 ]
 
 
@@ -32,3 +34,4 @@ def clear_cache() -> None:
     benchmarks)."""
     _text.clear_cache()
     clear_history()
+    _originals.clear()

@@ -10,6 +10,8 @@ this function alone to give each marker a ``ref=<id>`` and store the original un
 
 from __future__ import annotations
 
+from . import originals
+
 __all__ = ["elide"]
 
 
@@ -27,4 +29,5 @@ def elide(original: str, summary: str, sink: list[str]) -> str:
     markers are part of the prefix sent every turn, which must not change between turns.
     """
     sink.append(original)
-    return f"[{summary}]"
+    ref = originals.note(original)
+    return f"[{summary}]" if ref is None else f"[{summary} ref={ref}]"

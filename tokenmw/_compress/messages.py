@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import originals
 from .history import Step, next_step, root
 from .text import Level, compress_text
 
@@ -47,7 +48,9 @@ class _Walker:
     def __init__(self, level: Level, dedup: bool, kind: str) -> None:
         self.level = level
         self.kind = kind
-        self.step: Step | None = root(kind, level) if dedup else None
+        # Reversible markers differ from plain ones: their prefixes are remembered apart.
+        key = f"{level}+ref" if originals.active() else level
+        self.step: Step | None = root(kind, key) if dedup else None
         """Where the request is in the remembered prefixes (``history``); ``None``: no dedup."""
         self.report = Report()
 

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from . import aggressive, logs, tables
+from . import aggressive, logs, originals, tables
 from .codelike import is_code_line, looks_like_code
 from .integrity import check
 from .jsoncompact import JSON_AT_START, JSON_START, find_json
@@ -57,6 +57,8 @@ class Compressed:
     elided: tuple[str, ...] = ()
     """Aggressive only: every text left out, in order, each replaced by a marker (``elide``), as it
     stood when it was left out (prose lines already whitespace-normalised)."""
+    refs: tuple[tuple[str, str], ...] = ()
+    """Reversible only: ``(ref, original)`` of each marker, the original as the caller wrote it."""
 
 
 def _unchanged(text: str, fallback: str | None = None) -> Compressed:
@@ -102,7 +104,8 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
         rewritten = aggressive.remove_fillers(rewritten)
         rewritten = aggressive.strip_emphasis(rewritten)
         rewritten = aggressive.shorten_separators(rewritten)
-        rewritten = logs.collapse_lines(rewritten, elided, similar=tool)
+        with originals.restoring(regions.restore):
+            rewritten = logs.collapse_lines(rewritten, elided, similar=tool)
     if rewritten == masked and not json_values and not elided:
         result = Compressed(raw, (raw,), changed=False, code=code)
     else:
@@ -279,6 +282,10 @@ MAX_CHARS = 32_000_000
 _caches: dict[tuple[Level, bool], dict[str, Compressed]] = {
     (level, tool): {} for level in LEVELS for tool in (False, True)
 }
+_reversible_caches: dict[tuple[Level, bool], dict[str, Compressed]] = {
+    (level, tool): {} for level in LEVELS for tool in (False, True)
+}
+"""Reversible results (markers with refs) kept apart from the plain ones."""
 _held_chars = 0
 _lock = threading.Lock()
 
@@ -286,10 +293,16 @@ _lock = threading.Lock()
 def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Compressed:
     """``text`` compressed at ``level``; ``tool`` marks a tool output (aggressive may cut its middle)."""
     tool = tool and level == "aggressive"  # safe treats tool outputs like any text
-    cache = _caches[(level, tool)]
+    reversible = originals.active()
+    cache = (_reversible_caches if reversible else _caches)[(level, tool)]
     hit = cache.get(text)
     if hit is not None:
+        originals.seen(hit.refs)
         return hit
+    if reversible:
+        result = _reversible_rewrite(text, level, tool)
+        _remember(cache, text, result)
+        return result
     try:
         result = _rewrite(text, level, tool)
         if result.changed and _ODD_CHAR.search(text) is not None:
@@ -302,6 +315,26 @@ def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Co
     except (OverflowError, RecursionError):
         result = _unchanged(text)
     _remember(cache, text, result)
+    return result
+
+
+def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
+    """``_rewrite`` in a pass of its own, so the result records its markers' refs (``refs``)
+    and a cache hit can note them again."""
+    with originals.collecting() as found:
+        try:
+            result = _rewrite(text, level, tool)
+            if result.changed and _ODD_CHAR.search(text) is not None:
+                again = _rewrite(result.text, level, tool)
+                if again.changed and again.fallback is None:
+                    result = replace(again, truncated=again.truncated or result.truncated)
+        except (OverflowError, RecursionError):
+            result = _unchanged(text)
+    # Only markers that made it into the text count (a failed check sends the original).
+    refs = tuple(pair for pair in dict.fromkeys(found) if f"ref={pair[0]}]" in result.text)
+    if refs:
+        result = replace(result, refs=refs)
+    originals.seen(refs)
     return result
 
 
@@ -323,7 +356,7 @@ def _remember(cache: dict[str, Compressed], text: str, result: Compressed) -> No
 def _evict() -> None:
     # Drop the oldest half of every level's entries (dicts keep insertion order).
     global _held_chars
-    for cache in _caches.values():
+    for cache in (*_caches.values(), *_reversible_caches.values()):
         for key in list(cache)[: (len(cache) + 1) // 2]:
             dropped = cache.pop(key, None)
             if dropped is not None:
@@ -334,7 +367,7 @@ def clear_cache() -> None:
     """Forget every cached result (tests, benchmarks)."""
     global _held_chars
     with _lock:
-        for cache in _caches.values():
+        for cache in (*_caches.values(), *_reversible_caches.values()):
             cache.clear()
         _held_chars = 0
 

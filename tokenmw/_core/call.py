@@ -29,13 +29,23 @@ class CallUsage:
     output_tokens_estimated: bool = False
     cached_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    requests: int = 0
+    """Model requests this call sent (a retrying or expanding ``wrap`` hook sends more than one)."""
+    _base: tuple[int | None, int | None, int | None, int | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """Reported figures of earlier responses of this call, which later ones add to."""
+    _has_response: bool = field(default=False, repr=False, compare=False)
     _last_read: tuple[Any, ReportedUsage | None] | None = field(default=None, repr=False, compare=False)
     """The object read last and what it said: the chain and ``CountTokens.after`` read the same
     response."""
 
     def record_reported(self, obj: Any) -> bool:
         """Copy the usage the API reported on ``obj`` (a response, stream chunk or final stream
-        event) into these figures; whether it carried any."""
+        event) into these figures, on top of earlier responses' (``bank``); whether it had any.
+
+        Setting, not adding, keeps it idempotent for one response (the chain and a hook may both
+        read the same response; a provider may repeat usage on every chunk)."""
         last = self._last_read
         if last is not None and last[0] is obj:
             reported = last[1]
@@ -44,14 +54,40 @@ class CallUsage:
             self._last_read = (obj, reported)
         if reported is None:
             return False
-        self.input_tokens_reported = reported.input_tokens
-        self.output_tokens = reported.output_tokens
+        base = self._base or (None, None, None, None)
+        self.input_tokens_reported = _plus(base[0], reported.input_tokens)
+        self.output_tokens = _plus(base[1], reported.output_tokens)
         self.output_tokens_estimated = False
         if reported.cached_input_tokens is not None:
-            self.cached_input_tokens = reported.cached_input_tokens
+            self.cached_input_tokens = _plus(base[2], reported.cached_input_tokens)
         if reported.reasoning_tokens is not None:
-            self.reasoning_tokens = reported.reasoning_tokens
+            self.reasoning_tokens = _plus(base[3], reported.reasoning_tokens)
         return True
+
+    def record_response(self, obj: Any) -> bool:
+        """One more billed response (the chain's centre, per non-streamed send): an earlier
+        response's figures are kept and this one's added, so a retry or a hedge is not lost."""
+        if self._has_response:
+            self.bank()
+        self._has_response = True
+        return self.record_reported(obj)
+
+    def bank(self) -> None:
+        """Keep the figures as they are now as the base later responses add to: called when a
+        response is finished with (a consumed stream, before the next send)."""
+        self._base = (
+            self.input_tokens_reported,
+            self.output_tokens,
+            self.cached_input_tokens,
+            self.reasoning_tokens,
+        )
+        self._has_response = False
+
+
+def _plus(base: int | None, value: int | None) -> int | None:
+    if base is None:
+        return value
+    return base if value is None else base + value
 
 
 class Call:
@@ -68,6 +104,7 @@ class Call:
         "_phase_span",
         "_plan_memo",
         "_stream_end",
+        "_unread",
         "client",
         "integration",
         "operation",
@@ -109,6 +146,7 @@ class Call:
         self._counted: list[tuple[CountPlan, Any, int]] = []
         self._phase_span: Any = None
         """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
+        self._unread: tuple[Any, ...] = ()
 
     def __repr__(self) -> str:
         return f"Call(operation={self.operation!r}, model={self.model!r}, stream={self.stream})"
@@ -187,6 +225,11 @@ class Call:
         """Ask a stream to stop after the current chunk: upstream is closed at once and
         ``final_chunks`` are delivered (through every hook's ``on_chunk``) as its last chunks."""
         self._stream_end = final_chunks
+
+    def unread(self, *chunks: Any) -> None:
+        """Put ``chunks`` back in front of the stream a ``wrap`` hook returns: a hook that read
+        ahead to decide (reversible compression) hands the caller every chunk, in order."""
+        self._unread = chunks
 
 
 _PLANNED_KEYS = ("model", "tools", "tool_choice", "functions", "function_call")

@@ -138,10 +138,12 @@ class Chain:
             for layer in self._send_hooks:
                 await self._run_phase(layer, "on_send", call, span)
             response = await send(call)
+            call.usage.requests += 1
             if not call.stream:
                 # Usage as billed, read where the model answered: a cache hook's short-circuit
                 # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
-                call.usage.record_reported(response)
+                # Added per response: a wrap hook that sends twice (retry, hedge) billed twice.
+                call.usage.record_response(response)
             return response
         layer = self._layers[i]
         if layer.before:

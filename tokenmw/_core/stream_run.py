@@ -108,6 +108,13 @@ class StreamRun:
         """The next chunk for the caller, ``NEED_UPSTREAM`` or ``STREAM_OVER`` (see the class)."""
         if self._pending:
             return self._pending.popleft()
+        unread = self.call._unread
+        if unread:  # read ahead by a wrap hook: they come first, through every on_chunk hook
+            self.call._unread = ()
+            for chunk in unread:
+                self.push(chunk)
+            if self._pending:
+                return self._pending.popleft()
         error = self._error
         if error is not None:
             self._error = None

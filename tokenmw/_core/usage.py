@@ -29,6 +29,7 @@ _FIELDS = (
     "output_tokens_counted_locally",
     "cached_input_tokens",
     "reasoning_tokens",
+    "requests",
 )
 
 
@@ -48,6 +49,9 @@ class ModelUsage:
     model: str | None = None
     input_tokens_billed: int = 0
     """Input tokens as billed: reported by the API, else (no usage reported) counted locally."""
+    requests: int = 0
+    """Model requests sent: more than ``calls`` when a hook retries or expands (reversible
+    compression), fewer when a cache answers."""
 
     @property
     def input_tokens_saved(self) -> int:
@@ -63,6 +67,7 @@ class ModelUsage:
 
     def _add(self, u: CallUsage) -> None:
         self.calls += 1
+        self.requests += u.requests
         if u.input_tokens_original is not None and u.input_tokens_sent is not None:
             self.input_tokens_original += u.input_tokens_original
             self.input_tokens_sent += u.input_tokens_sent

@@ -7,19 +7,22 @@ records before/after on its span.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, get_args
 
-from tokenmw._compress import Level, Report, compress_chat, compress_responses
+from tokenmw._compress import Level, Report, compress_chat, compress_responses, originals
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import TokenCache, cache_for
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw.hooks import _expand
 from tokenmw.hooks._checks import whole_number
 from tokenmw.telemetry._spans import annotate_phase, phase_span
 
 if TYPE_CHECKING:
     from tokenmw._core.call import Call
+    from tokenmw._core.hook import CallNext
 
 __all__ = ["Compress"]
 
@@ -36,28 +39,55 @@ class Compress(Hook):
     huge tool outputs). ``min_tokens``: requests counted below this are
     left alone. ``max_input_tokens``: drop the oldest turns (the system prompt and first user message
     stay, tool calls keep their results) so the request fits; cuts come in steps of a quarter of the
-    budget so the kept prefix stays cacheable.
+    budget so the kept prefix stays cacheable. ``reversible`` (aggressive only): every elision
+    marker carries ``ref=<id>`` and the request offers ``tokenmw_expand``, which tokenmw answers
+    with the original inside the call (at most ``max_expansions`` per call; ``hooks/_expand.py``).
     """
 
     name = "compress"
     sync_fast_path = True
     _span_current = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Compress:
+        # Reversible compression needs a ``wrap`` phase (the expansion loop); a phase a hook
+        # defines costs every call, so only reversible instances are of the class that has one.
+        reversible = kwargs.get("reversible", False)
+        if cls is Compress and reversible:
+            cls = _ReversibleCompress
+        return super().__new__(cls)
+
     def __init__(
-        self, level: Level = "safe", min_tokens: int = 256, max_input_tokens: int | None = None
+        self,
+        level: Level = "safe",
+        min_tokens: int = 256,
+        max_input_tokens: int | None = None,
+        *,
+        reversible: bool = False,
+        max_expansions: int = 3,
     ) -> None:
         if level not in _LEVELS:
             raise ValueError(f"level must be one of {_LEVELS}, not {level!r}")
         whole_number("min_tokens", min_tokens, 0)
         whole_number("max_input_tokens", max_input_tokens, 1, optional=True)
+        whole_number("max_expansions", max_expansions, 0)
+        if not isinstance(reversible, bool):
+            raise ValueError(f"reversible must be True or False, got {reversible!r}")
+        if reversible and level != "aggressive":
+            raise ValueError("reversible=True needs level='aggressive' (only aggressive elides text)")
         self.level: Level = level
         self.min_tokens = min_tokens
         self.max_input_tokens = max_input_tokens
+        self.reversible = reversible
+        """Elisions carry ``ref=<id>`` and the model may ask for them back (``tokenmw_expand``)."""
+        self.max_expansions = max_expansions
+        """At most this many originals sent back per call (then the model must answer); with 0
+        the markers keep their refs (stable prefixes) but the tool is not offered."""
 
     def __repr__(self) -> str:
+        extra = f", reversible=True, max_expansions={self.max_expansions}" if self.reversible else ""
         return (
             f"Compress(level={self.level!r}, min_tokens={self.min_tokens}, "
-            f"max_input_tokens={self.max_input_tokens})"
+            f"max_input_tokens={self.max_input_tokens}{extra})"
         )
 
     async def before(self, call: Call) -> None:
@@ -75,11 +105,17 @@ class Compress(Hook):
             return
 
         original = _originals(call)
-        report = self._apply(call, original, range(0))
-        if self.max_input_tokens is not None and await call.input_tokens() > self.max_input_tokens:
-            cut = await self._cut(call, original)
-            if cut is not None:
-                report = self._apply(call, original, cut)
+        reversible = self.reversible and _expand.off_reason(call) is None
+        with originals.collecting() if reversible else nullcontext() as found:
+            report = self._apply(call, original, range(0))
+            if self.max_input_tokens is not None and await call.input_tokens() > self.max_input_tokens:
+                cut = await self._cut(call, original)
+                if cut is not None:
+                    if found is not None:
+                        found.clear()  # only the elisions of the request as sent count
+                    report = self._apply(call, original, cut)
+        if found and self.max_expansions:
+            _expand.offer(call, self.max_expansions)
         call.state[self.name] = report
         if recording:
             annotate_phase(call, before, await call.input_tokens(), **_attributes(self.level, report))
@@ -118,6 +154,13 @@ class Compress(Hook):
         points = cut_points(items, pinned, call.operation)
         cut = choose_cut(sizes, pinned, points, total - budget, step=budget // 4)
         return None if cut is None else range(pinned, cut)
+
+
+class _ReversibleCompress(Compress):
+    """``Compress(..., reversible=True)``: the same, plus the expansion loop (``hooks/_expand.py``)."""
+
+    async def wrap(self, call: Call, call_next: CallNext) -> Any:
+        return await _expand.expand(call, call_next)
 
 
 def _originals(call: Call) -> dict[str, Any]:

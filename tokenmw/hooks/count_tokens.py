@@ -54,8 +54,15 @@ class CountTokens(Hook):
     async def on_send(self, call: Call) -> None:
         sent, estimated = await call.input_count()
         original = await call.original_input_tokens()
-        call.usage.input_tokens_original = original
-        call.usage.input_tokens_sent = sent
+        usage = call.usage
+        if usage.requests and usage.input_tokens_sent is not None and usage.input_tokens_original is not None:
+            # A later send of the same call (retry, expansion): each request sent is counted,
+            # against the caller's request it carries; the budget is per request.
+            usage.input_tokens_original += original
+            usage.input_tokens_sent += sent
+        else:
+            usage.input_tokens_original = original
+            usage.input_tokens_sent = sent
         limit = self.max_input_tokens
         if limit is None:
             limit = await _prices.context_window_async(call.model)
@@ -78,7 +85,11 @@ class CountTokens(Hook):
 
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage
-        if usage.record_reported(response) and usage.output_tokens is not None:
+        # The chain recorded what every send billed; read the response only when it did not
+        # (a hook answered without sending).
+        if usage.output_tokens is not None or (
+            not usage.requests and usage.record_reported(response) and usage.output_tokens is not None
+        ):
             return response
         pieces = reply_pieces(response)
         if pieces is not None:

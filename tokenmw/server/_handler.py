@@ -25,7 +25,7 @@ from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _billing
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Billed, Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import Answer, cap_tokens, read_request, reply_text, split_deltas
+from tokenmw.server._reply import Answer, cap_tokens, expand_request, read_request, reply_text, split_deltas
 from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
 
 
@@ -166,6 +166,8 @@ class Handler(BaseHTTPRequestHandler):
         count = _counter(encoding.name)
         prompt_tokens = _billing.input_tokens(encoding.name, request, settings.usage_offset)
         answer = read_request("chat", request) if settings.answer == "auto" else None
+        if settings.answer == "expand":
+            answer = expand_request("chat", request)
         id_ = _new_id("chatcmpl-")
         created = int(time.time())
         if answer is not None and answer.tool_name is not None:
@@ -233,6 +235,8 @@ class Handler(BaseHTTPRequestHandler):
         count = _counter(encoding.name)
         billed_input = _billing.input_tokens(encoding.name, request, settings.usage_offset)
         answer = read_request("responses", request) if settings.answer == "auto" else None
+        if settings.answer == "expand":
+            answer = expand_request("responses", request)
         id_ = _new_id("resp_")
         if answer is not None and answer.tool_name is not None:
             self._responses_tool(request, id_, billed_input, count, answer, settings)

@@ -8,6 +8,7 @@ settings must give the same text whatever the prompt became.
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -201,3 +202,79 @@ def schema_instance(schema: Any, root: Any = None, depth: int = 0) -> Any:
     if kind == "null":
         return None
     return WORDS[0] if not schema.get("format") else "2025-01-01"
+
+
+# -- a model that undoes reversible elisions (``x-tokenmw-answer: expand``) --------------------------
+#
+# With reversible compression the prompt holds markers ``[… omitted … ref=<id>]`` and the request
+# offers ``tokenmw_expand``. This "model" asks for each marker's original in turn (one call per
+# response, the first ref whose expansion the conversation does not hold yet), then answers.
+
+EXPAND_TOOL = "tokenmw_expand"
+_REF = re.compile(r"\bref=([A-Za-z0-9_-]+)\]")
+
+
+def expand_request(operation: str, request: Mapping[str, Any]) -> Answer | None:
+    """A ``tokenmw_expand`` call for the next unexpanded ref, or ``None`` for a plain reply."""
+    if EXPAND_TOOL not in {name for name, _ in _tools(operation, request)}:
+        return None
+    if request.get("tool_choice") == "none":
+        return None
+    asked = _expanded(operation, request)
+    for text in _prompt_texts(operation, request):
+        for ref in _REF.findall(text):
+            if ref not in asked:
+                return Answer(tool_name=EXPAND_TOOL, arguments=json.dumps({"ref": ref}))
+    return None
+
+
+def _expanded(operation: str, request: Mapping[str, Any]) -> set[str]:
+    """Refs the conversation already asked ``tokenmw_expand`` for."""
+    refs: set[str] = set()
+    calls: list[Any] = []
+    if operation == "chat":
+        for message in request.get("messages") or ():
+            if isinstance(message, dict):
+                calls += [c.get("function") for c in message.get("tool_calls") or () if isinstance(c, dict)]
+    else:
+        items = request.get("input")
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict) and item.get("type") == "function_call":
+                calls.append(item)
+    for spec in calls:
+        if isinstance(spec, dict) and spec.get("name") == EXPAND_TOOL:
+            try:
+                ref = json.loads(spec.get("arguments") or "{}").get("ref")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(ref, str):
+                refs.add(ref)
+    return refs
+
+
+def _prompt_texts(operation: str, request: Mapping[str, Any]) -> list[str]:
+    """Every text the prompt shows the model (contents, text parts, tool outputs)."""
+    texts: list[str] = []
+
+    def add(value: Any) -> None:
+        if isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list):
+            for part in value:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+
+    if operation == "chat":
+        for message in request.get("messages") or ():
+            if isinstance(message, dict):
+                add(message.get("content"))
+        return texts
+    add(request.get("instructions"))
+    items = request.get("input")
+    if isinstance(items, str):
+        texts.append(items)
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            add(item.get("content"))
+            add(item.get("output"))
+    return texts

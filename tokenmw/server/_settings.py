@@ -14,7 +14,7 @@ __all__ = ["HEADER_PREFIX", "RequestSettings", "ServerSettings", "SettingsError"
 
 HEADER_PREFIX = "x-tokenmw-"
 
-ANSWERS = frozenset({"text", "auto"})
+ANSWERS = frozenset({"text", "auto", "expand"})
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -33,7 +33,9 @@ class ServerSettings:
     """Send the whole reply even when the request caps the output (tests client-side cutting)."""
     answer: str = "text"
     """``"text"``: always the plain reply; ``"auto"``: read the request, and answer with a tool call
-    when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need)."""
+    when tools are offered, or JSON matching a ``json_schema`` format (what agent frameworks need);
+    ``"expand"``: call ``tokenmw_expand`` for the first ``ref=<id>`` marker in the prompt not
+    expanded yet, when that tool is offered, else the plain reply (reversible compression)."""
     usage_offset: int = 0
     """Added to the input tokens the server bills (its own count, see ``_billing``)."""
     output_offset: int = 0

@@ -17,9 +17,9 @@ __all__ = ["Instruments"]
 
 
 class Instruments:
-    """The four instruments tokenmw records."""
+    """The instruments tokenmw records."""
 
-    __slots__ = ("hook_duration", "operation_duration", "token_usage", "tokens_saved")
+    __slots__ = ("expansions", "hook_duration", "operation_duration", "token_usage", "tokens_saved")
 
     def __init__(self, meter: Meter) -> None:
         self.operation_duration = meter.create_histogram(
@@ -46,4 +46,9 @@ class Instruments:
             unit="s",
             description="Time a hook phase spent on its own work (the model call excluded)",
             explicit_bucket_boundaries_advisory=list(sc.HOOK_DURATION_BUCKETS),
+        )
+        self.expansions = meter.create_counter(
+            sc.METRIC_EXPANSIONS,
+            unit="{expansion}",
+            description="Elided originals sent back to the model (reversible compression)",
         )

@@ -48,6 +48,14 @@ METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
 METRIC_TOKENS_SAVED = "tokenmw.tokens.saved"
 METRIC_HOOK_DURATION = "tokenmw.hook.duration"
+METRIC_EXPANSIONS = "tokenmw.compress.expansions"
+
+SPAN_EXPAND = "tokenmw.compress.expand"
+"""One ``tokenmw_expand`` call answered by reversible compression."""
+TOKENMW_EXPAND_REF = "tokenmw.expand.ref"
+TOKENMW_EXPAND_FOUND = "tokenmw.expand.found"
+"""Whether the original was still kept (else the model was told it is no longer available)."""
+TOKENMW_EXPAND_TOKENS = "tokenmw.expand.tokens_restored"
 
 # Bucket boundaries the GenAI conventions advise.
 OPERATION_DURATION_BUCKETS = (

@@ -398,7 +398,6 @@ def _record_call_metrics(
 # -- what the response says about itself ---------------------------------------------------------
 
 
-
 # The Responses API reports a status; the conventions name finish reasons like chat does.
 _RESPONSES_REASONS = {
     "completed": "stop",
@@ -564,3 +563,23 @@ def _reset_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_in_child)
+
+
+def record_expansion(ref: str, tokens: int, found: bool) -> None:
+    """One reversible-compression expansion: a ``tokenmw.compress.expand`` span, child of the
+    current (call) span, and the expansion counter. The ref is an opaque id, never content."""
+    tracer = _tracer
+    parent = trace.get_current_span()
+    if tracer is not None and parent.is_recording():
+        span = tracer.start_span(
+            sc.SPAN_EXPAND,
+            attributes={
+                sc.TOKENMW_HOOK_NAME: "compress",
+                sc.TOKENMW_EXPAND_REF: ref,
+                sc.TOKENMW_EXPAND_FOUND: found,
+                sc.TOKENMW_EXPAND_TOKENS: tokens,
+            },
+        )
+        span.end()
+    if _instruments is not None:
+        _instruments.expansions.add(1, {sc.TOKENMW_EXPAND_FOUND: found})

@@ -425,3 +425,76 @@ async def _first_prompt() -> Any:
     call = tokenmw.Call({"model": MODEL, "messages": chat_messages(log(1))}, "chat")
     await tokenmw.Compress(level="aggressive", reversible=True).before(call)
     return call.request["messages"]
+
+
+@pytest.mark.parametrize("mode", ["completion", "acompletion", "acompletion-stream", "completion-stream"])
+async def test_wrap_litellm_expands_too(live_server: EmbeddedServer, mode: str) -> None:
+    """The loop reads LiteLLM's response shapes (``ModelResponse``, its stream wrapper) as well."""
+    import os
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    mw = middleware()
+    stream = mode.endswith("stream")
+    fn = litellm.acompletion if mode.startswith("a") else litellm.completion
+    wrapped = tokenmw.wrap_litellm(fn, mw)
+    args: dict[str, Any] = {
+        "model": f"openai/{MODEL}",
+        "api_base": live_server.base_url,
+        "api_key": "test-key",
+        "messages": chat_messages(log(1)),
+        "extra_headers": EXPAND,
+    }
+    if stream:
+        args["stream"] = True
+        args["stream_options"] = {"include_usage": True}
+    result = wrapped(**args)
+    if hasattr(result, "__await__"):
+        result = await result
+    if stream:
+        chunks = [c async for c in result] if mode.startswith("a") else list(result)
+        for chunk in chunks:
+            for choice in chunk.choices:
+                assert not getattr(choice.delta, "tool_calls", None)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        assert not result.choices[0].message.tool_calls
+        text = result.choices[0].message.content
+    assert text
+
+    first, follow_up = billed(live_server)
+    assert NEEDLE not in prompt_of(first) and EXPAND_TOOL in tools_of(first)
+    assert NEEDLE in prompt_of(follow_up)
+    assert mw.usage.calls == 1 and mw.usage.requests == 2
+    server_input = sum(r.billed.input_tokens for r in live_server.requests if r.billed is not None)
+    assert mw.usage.input_tokens_reported == server_input
+
+
+class _FailSecondSend(tokenmw.Hook):
+    """Fails the follow-up (the second request of the call) before it is sent."""
+
+    name = "fail_second_send"
+
+    def __init__(self) -> None:
+        self.sends = 0
+
+    async def on_send(self, call: tokenmw.Call) -> None:
+        self.sends += 1
+        if self.sends == 2:
+            raise RuntimeError("the follow-up is refused")
+
+
+async def test_a_failed_follow_up_still_records_the_first_request(live_server: EmbeddedServer) -> None:
+    mw = tokenmw.Middleware(
+        [tokenmw.Compress(level="aggressive", reversible=True), _FailSecondSend()], on_hook_error="raise"
+    )
+    wrapped = mw.wrap(openai.AsyncOpenAI(api_key="k", base_url=live_server.base_url, max_retries=0))
+    with pytest.raises(RuntimeError, match="follow-up"):
+        await create(wrapped, "chat", False, (log(1),))
+    (first,) = [r for r in live_server.requests if r.billed is not None]
+    assert mw.usage.requests == 1
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        first.billed.input_tokens,
+        first.billed.output_tokens,
+    )

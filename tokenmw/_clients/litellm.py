@@ -47,8 +47,12 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
         request.update(kwargs)
         return request
 
+    blocking = not inspect.iscoroutinefunction(fn)
+
     def new_call(request: dict[str, Any]) -> Call:
-        return Call(request, "chat", provider=_provider(request.get("model")), integration="litellm")
+        return Call(
+            request, "chat", provider=_provider(request.get("model")), integration="litellm", blocking=blocking
+        )
 
     if inspect.iscoroutinefunction(fn):
 

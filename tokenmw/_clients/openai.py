@@ -288,8 +288,15 @@ class _Request:
 
     def call(self, body: dict[str, Any]) -> Call:
         client = self.client
-        call = Call(body, self.operation, provider=client._tokenmw_provider, client=_unwrapped(client))
-        call.usage_reported_elsewhere = _instrumented(self.operation, isinstance(client, openai.AsyncOpenAI))
+        is_async = isinstance(client, openai.AsyncOpenAI)
+        call = Call(
+            body,
+            self.operation,
+            provider=client._tokenmw_provider,
+            client=_unwrapped(client),
+            blocking=not is_async,
+        )
+        call.usage_reported_elsewhere = _instrumented(self.operation, is_async)
         return call
 
     def post_kwargs(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -105,6 +105,7 @@ class Call:
         "_plan_memo",
         "_stream_end",
         "_unread",
+        "blocking",
         "client",
         "integration",
         "operation",
@@ -123,6 +124,7 @@ class Call:
         provider: str = "openai",
         client: Any = None,
         integration: Integration = "openai",
+        blocking: bool = False,
     ) -> None:
         self.request = request
         self.operation: Operation = operation
@@ -132,6 +134,9 @@ class Call:
         self.integration: Integration = integration
         """Which wrapper made the call: parameter names differ (LiteLLM takes ``max_tokens`` for
         every provider and translates it)."""
+        self.blocking = blocking
+        """Whether the caller waits synchronously (a sync client): a hook that reads a stream
+        itself reads it with ``next()`` (LiteLLM's stream wrapper offers both and only one works)."""
         self.state: dict[str, Any] = {}
         """Free space for hooks' own notes, private to this call."""
         self.usage = CallUsage()

@@ -332,8 +332,10 @@ class Chain:
     def finish_call(
         self, call: Call, span: Span | None, error: BaseException | None = None, response: Any = None
     ) -> None:
-        """The end of every call: usage recorded (when it succeeded) and its span ended."""
-        if error is None:
+        """The end of every call: usage recorded and its span ended. A failed call records only
+        what the model already billed it (a retry or an expansion follow-up failed after an
+        earlier request was answered); one that never got an answer adds nothing."""
+        if error is None or (call.usage.requests and call.usage.input_tokens_reported is not None):
             self.usage.record(call.model, call.usage)
         if span is not None:
             tel.end_call_span(span, call, error, response)

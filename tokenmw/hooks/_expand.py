@@ -309,7 +309,7 @@ async def _read_ahead(call: Call, stream: Any) -> tuple[Any, list[Any], list[tup
     stream is read to its end (tool calls are not shown as they stream) and closed, and either it
     holds expand calls (its usage is kept; the follow-up replaces it) or it is replayed whole."""
     read: list[Any] = []
-    is_async = hasattr(stream, "__anext__")
+    is_async = hasattr(stream, "__anext__") and not (call.blocking and hasattr(stream, "__next__"))
     while True:
         chunk = await _next(stream, is_async)
         if chunk is _END:

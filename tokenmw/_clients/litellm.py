@@ -51,7 +51,11 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
 
     def new_call(request: dict[str, Any]) -> Call:
         return Call(
-            request, "chat", provider=_provider(request.get("model")), integration="litellm", blocking=blocking
+            request,
+            "chat",
+            provider=_provider(request.get("model")),
+            integration="litellm",
+            blocking=blocking,
         )
 
     if inspect.iscoroutinefunction(fn):

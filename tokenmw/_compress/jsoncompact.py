@@ -120,15 +120,20 @@ def _rejoin_escaped(parts: list[str]) -> list[str]:
 
 
 def _unescape(m: re.Match[str]) -> str:
-    # Controls, the two characters a JSON string must escape and private-use characters (our
-    # placeholders) stay escaped; surrogates never get here (``_ESCAPED_SURROGATE``).
+    # Controls, the two characters a JSON string must escape, private-use characters (our
+    # placeholders) and the odd spaces the prose rules rewrite (``_KEPT_ESCAPED``: decoded, a later
+    # pass over text where the JSON no longer stands on its own lines could turn them into spaces)
+    # stay escaped; surrogates never get here (``_ESCAPED_SURROGATE``).
     code = m.group(1)
     if code is None:
         return m.group()
     n = int(code, 16)
-    if n < 0x20 or 0x7F <= n <= 0x9F or n == 0x22 or n == 0x5C or 0xE000 <= n <= 0xF8FF:
+    if n < 0x20 or 0x7F <= n <= 0x9F or n == 0x22 or n == 0x5C or 0xE000 <= n <= 0xF8FF or n in _KEPT_ESCAPED:
         return m.group()
     return chr(n)
+
+
+_KEPT_ESCAPED = frozenset({0xA0, 0xAD, *range(0x2000, 0x200C), 0x202F, 0x2060, 0xFEFF})
 
 
 def find_json(text: str, start: int) -> tuple[int, tuple[Any, str] | None] | None:

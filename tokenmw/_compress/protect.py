@@ -48,12 +48,18 @@ _INDENTED_BLOCK = re.compile(rf"\n[ \t]*\n({_INDENTED_LINES})")
 _INDENTED_AT_START = re.compile(rf"(?:[ \t]*\n)*({_INDENTED_LINES})")
 
 # A quoted string on one line, escapes included; never across a placeholder (so regions never nest).
-_STRING_BODY = r"(?:[^{q}\\\n\ue000-\uf8ff]|\\[^\n\ue000-\uf8ff])*"
+# Placeholders (regions protected before, inline code) may sit inside a string: they are part of
+# it for pairing quotes, and the string is then protected around them (``_pieces``).
+_STRING_BODY = r"(?:[^{q}\\\n]|\\[^\n\ue000-\uf8ff])*"
 _DOUBLE_QUOTED = re.compile('"' + _STRING_BODY.format(q='"') + '"')
 _QUOTED = re.compile(f"{_DOUBLE_QUOTED.pattern}|'{_STRING_BODY.format(q=chr(39))}'")
 # A quote, then two spaces before the next quote or line end: every quoted string holding a run of
 # spaces shows one (from its opening quote or an escaped one inside), so only such lines are read.
-_QUOTE_THEN_RUN = re.compile(r"""["'][^\n"']*  """)
+# Odd characters (non-breaking and zero-width spaces, what the prose rules delete or turn into
+# spaces) count like a run: inside quotes they are part of the exact string.
+_ODD = "\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff"
+_QUOTE_THEN_RUN = re.compile(f"[\"'][^\\n\"']*(?:  |[{_ODD}])")
+_CHANGEABLE = re.compile(f"  |[{_ODD}]")
 
 # Found from their "://" (a plain string search) and grown to the first space, quote or bracket.
 _URL_SCHEMES = ("https", "http", "ftp", "wss", "ws", "file")
@@ -148,9 +154,9 @@ def indented_code_spans(text: str) -> list[tuple[int, int]]:
 
 
 def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tuple[int, int]]:
-    """``(start, end)`` of each quoted string holding two spaces in a row (the string a rule could
-    change): every double-quoted one (a user quoting an exact string), and single-quoted ones on
-    lines ``is_code_line`` accepts (elsewhere a quote is an apostrophe)."""
+    """``(start, end)`` of each quoted string holding two spaces in a row or an odd space (the
+    string a rule could change): every double-quoted one (a user quoting an exact string), and
+    single-quoted ones on lines ``is_code_line`` accepts (elsewhere a quote is an apostrophe)."""
     spans: list[tuple[int, int]] = []
     if '"' not in text and "'" not in text:
         return spans
@@ -164,11 +170,26 @@ def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tu
         for m in _QUOTED.finditer(text, line, pos):
             start, end = m.span()
             if text[start] == '"' or is_code_line(text, line):
-                if "  " in m.group():
-                    spans.append((start, end))
+                if _CHANGEABLE.search(m.group()) is not None:
+                    spans.extend(_pieces(text, start, end))
                 continue
             # An apostrophe paired with a later one: the double-quoted strings between them count.
-            spans.extend(d.span() for d in _DOUBLE_QUOTED.finditer(text, start, end) if "  " in d.group())
+            for d in _DOUBLE_QUOTED.finditer(text, start, end):
+                if _CHANGEABLE.search(d.group()) is not None:
+                    spans.extend(_pieces(text, *d.span()))
+    return spans
+
+
+def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` as spans to protect: whole, or, around the placeholders inside it (a
+    region cannot hold another), the stretches between them that a rule could change."""
+    holes = [m.start() for m in _PLACEHOLDER.finditer(text, start, end)]
+    if not holes:
+        return [(start, end)]
+    spans = []
+    for a, b in zip([start, *(h + 1 for h in holes)], [*holes, end], strict=True):
+        if b > a and _CHANGEABLE.search(text, a, b) is not None:
+            spans.append((a, b))
     return spans
 
 

@@ -10,7 +10,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 FW_VENV := .venv-frameworks
 FW_STAMP := $(FW_VENV)/.installed-frameworks
 
-.PHONY: demo test test-frameworks test-all test-other-pythons lint bench serve clean
+.PHONY: demo test test-frameworks test-all test-other-pythons lint bench bench-scripts serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,7 +68,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check tokenmw tests examples benchmarks
 	$(BIN)/mypy tokenmw
 
+# The seed scenario: raw client, naive optimizer, tokenmw (BENCH_ARGS=--json bench.json ...).
 bench: $(STAMP)
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(BIN)/tokenmw bench $(BENCH_ARGS)
+
+# The benchmark scripts of benchmarks/ (peers side by side: installs the bench extra).
+bench-scripts: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 

@@ -14,7 +14,7 @@ from tokenmw._cli.main import main
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for command in ("serve", "demo", "count", "compress"):
+    for command in ("serve", "demo", "count", "compress", "bench"):
         assert command in out
 
 

@@ -1,4 +1,4 @@
-"""The ``tokenmw`` command: ``serve``, ``demo``, ``count``, ``compress``.
+"""The ``tokenmw`` command: ``serve``, ``demo``, ``count``, ``compress``, ``bench``.
 
 Each subcommand lives with the code it drives and is imported only when chosen, so
 ``tokenmw count`` does not pay for the demo's imports.
@@ -18,6 +18,7 @@ _COMMANDS = {
     "demo": ("tokenmw._cli.demo", "run_demo_cli", "run the multi-agent demo, with and without tokenmw"),
     "count": ("tokenmw._cli.count", "run_count_cli", "count the input tokens of a request or text"),
     "compress": ("tokenmw._cli.compress", "run_compress_cli", "show what Compress does to a request"),
+    "bench": ("tokenmw._cli.bench", "run_bench_cli", "raw client vs naive optimizer vs tokenmw"),
 }
 
 

@@ -37,6 +37,13 @@ Per-request overrides, as request headers (e.g. ``extra_headers=`` on ``create()
     wait between stream events.
 ``x-tokenmw-ignore-max-tokens: true|false``
     ignore the request's output cap.
+``x-tokenmw-latency-per-token: SECONDS``
+    wait this much more per output token (a model's time grows with what it writes; streams
+    spend it between events). ``server.requests[i].delay`` is the wait the server modelled.
+``x-tokenmw-follow-word-limit: true|false``
+    answer a prompt that asks for "at most N words" (or "in N words", "N words or less") with
+    ``0.9 * N`` words when that is fewer than the reply's: a model of how instruction-following
+    models shorten their answers, not a measurement.
 ``x-tokenmw-seed: TEXT``
     start the reply at another place in the text (a different, still deterministic reply).
 ``x-tokenmw-usage-offset: N`` / ``x-tokenmw-output-offset: N``
@@ -59,7 +66,8 @@ A client that closes a stream early is noticed during the pause between events, 
 stops generating. ``server.reset()`` clears both logs.
 
 From a shell: ``tokenmw serve`` or ``python -m tokenmw.server`` (``--port``, ``--reply-words``,
-``--latency``, ``--chunk-delay``, ``--ignore-max-tokens``).
+``--latency``, ``--latency-per-token``, ``--follow-word-limit``, ``--chunk-delay``,
+``--ignore-max-tokens``).
 """
 
 from tokenmw.server._cli import run_cli

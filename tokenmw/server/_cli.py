@@ -30,6 +30,17 @@ def build_parser(prog: str = "tokenmw serve") -> argparse.ArgumentParser:
         "--chunk-delay", type=_non_negative_float, default=0.0, help="seconds between stream events"
     )
     parser.add_argument(
+        "--latency-per-token",
+        type=_non_negative_float,
+        default=0.0,
+        help="seconds per output token, on top of --latency",
+    )
+    parser.add_argument(
+        "--follow-word-limit",
+        action="store_true",
+        help='answer prompts that ask for "at most N words" with fewer words (a model of that effect)',
+    )
+    parser.add_argument(
         "--ignore-max-tokens",
         action="store_true",
         help="send the whole reply even when the request caps the output",
@@ -58,6 +69,8 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             ignore_max_tokens=args.ignore_max_tokens,
             max_records=args.max_records,
             ready=announce,
+            latency_per_token=args.latency_per_token,
+            follow_word_limit=args.follow_word_limit,
         )
     except OSError as exc:  # port in use, address not available
         print(f"tokenmw serve: {exc}", file=sys.stderr)

@@ -25,8 +25,23 @@ from tokenmw._tokens.encodings import encoding_for
 from tokenmw.server import _billing
 from tokenmw.server import _payloads as payloads
 from tokenmw.server._records import Billed, Recorder, RequestRecord, StreamRecord
-from tokenmw.server._reply import Answer, cap_tokens, expand_request, read_request, reply_text, split_deltas
-from tokenmw.server._settings import RequestSettings, ServerSettings, SettingsError, request_settings
+from tokenmw.server._reply import (
+    Answer,
+    cap_tokens,
+    expand_request,
+    limited_words,
+    read_request,
+    reply_text,
+    split_deltas,
+    word_limit,
+)
+from tokenmw.server._settings import (
+    RequestSettings,
+    ServerSettings,
+    SettingsError,
+    request_settings,
+    response_delay,
+)
 
 
 class _ServerState(Protocol):
@@ -78,7 +93,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _ServerState  # type: ignore[assignment]
     _record: RequestRecord
-    """The request being handled (set first thing in ``_dispatch``)."""
+    """The request being answered (its ``delay`` is filled in when the server waits)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - " + format, self.address_string(), *args)
@@ -111,8 +126,9 @@ class Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except ValueError:
                 parse_error = True
-        self._record = RequestRecord(method, path, headers, body, self.client_address[1])
-        self.server.recorder.add_request(self._record)
+        record = RequestRecord(method, path, headers, body, self.client_address[1])
+        self._record = record
+        self.server.recorder.add_request(record)
         try:
             settings = request_settings(self.server.settings, headers)
             if settings.error_status is not None:
@@ -176,7 +192,8 @@ class Handler(BaseHTTPRequestHandler):
         if answer is not None and answer.text is not None:
             text, completion_tokens, cut = answer.text, count(answer.text), False
         else:
-            text, completion_tokens, cut = _reply(encoding.name, count, settings, cap)
+            words = _reply_words("chat", request, settings)
+            text, completion_tokens, cut = _reply(encoding.name, count, settings, cap, words)
         completion_tokens = _output(completion_tokens, settings)
         finish_reason = "length" if cut else "stop"
         usage = payloads.chat_usage(prompt_tokens, completion_tokens)
@@ -184,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self._bill(prompt_tokens, completion_tokens, id_, not request.get("stream") or include_usage)
         if not request.get("stream"):
-            self._pause(settings.latency)
+            self._pause_for(settings, completion_tokens)
             body = payloads.chat_completion(id_, created, model, text, finish_reason, usage)
             self._send_json(200, body, id_)
             return
@@ -193,7 +210,7 @@ class Handler(BaseHTTPRequestHandler):
             id_, created, model, deltas, finish_reason, usage if include_usage else None
         )
         total = payloads.chat_stream_length(len(deltas), include_usage)
-        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings)
+        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings, completion_tokens)
 
     def _chat_tool(
         self,
@@ -214,7 +231,7 @@ class Handler(BaseHTTPRequestHandler):
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         self._bill(prompt_tokens, completion_tokens, id_, not request.get("stream") or include_usage)
         if not request.get("stream"):
-            self._pause(settings.latency)
+            self._pause_for(settings, completion_tokens)
             body = payloads.chat_tool_call(id_, created, model, call_id, name, arguments, usage)
             self._send_json(200, body, id_)
             return
@@ -223,7 +240,7 @@ class Handler(BaseHTTPRequestHandler):
             id_, created, model, call_id, name, pieces, usage if include_usage else None
         )
         total = payloads.chat_stream_length(len(pieces), include_usage)
-        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings)
+        self._stream(events, StreamRecord(id_, "/v1/chat/completions", total), settings, completion_tokens)
 
     def _responses(self, request: dict[str, Any], settings: RequestSettings) -> None:
         _require_model(request)
@@ -244,7 +261,8 @@ class Handler(BaseHTTPRequestHandler):
         if answer is not None and answer.text is not None:
             text, output_tokens, cut = answer.text, count(answer.text), False
         else:
-            text, output_tokens, cut = _reply(encoding.name, count, settings, cap)
+            words = _reply_words("responses", request, settings)
+            text, output_tokens, cut = _reply(encoding.name, count, settings, cap, words)
         output_tokens = _output(output_tokens, settings)
         self._bill(billed_input, output_tokens, id_, True)
         status = "incomplete" if cut else "completed"
@@ -258,13 +276,13 @@ class Handler(BaseHTTPRequestHandler):
             usage=payloads.responses_usage(billed_input, output_tokens),
         )
         if not request.get("stream"):
-            self._pause(settings.latency)
+            self._pause_for(settings, output_tokens)
             self._send_json(200, payloads.response_body(final), id_)
             return
         deltas = split_deltas(text)
         events = payloads.responses_stream(final, message_id, text, deltas)
         total = payloads.responses_stream_length(len(deltas))
-        self._stream(events, StreamRecord(id_, "/v1/responses", total), settings)
+        self._stream(events, StreamRecord(id_, "/v1/responses", total), settings, output_tokens)
 
     def _responses_tool(
         self,
@@ -288,12 +306,12 @@ class Handler(BaseHTTPRequestHandler):
             usage=payloads.responses_usage(input_tokens, output_tokens),
         )
         if not request.get("stream"):
-            self._pause(settings.latency)
+            self._pause_for(settings, output_tokens)
             self._send_json(200, payloads.response_body(final), id_)
             return
         pieces = split_deltas(arguments)
         events = payloads.responses_tool_stream(final, item, pieces)
-        self._stream(events, StreamRecord(id_, "/v1/responses", len(pieces) + 7), settings)
+        self._stream(events, StreamRecord(id_, "/v1/responses", len(pieces) + 7), settings, output_tokens)
 
     def _bill(self, input_tokens: int, output_tokens: int, response_id: str, reported: bool) -> None:
         """Keep what this request is billed on its record, for tests to compare with the client."""
@@ -325,8 +343,17 @@ class Handler(BaseHTTPRequestHandler):
         body = payloads.error_body(message, type_ or default_type, param=param, code=code or default_code)
         self._send_json(status, body)
 
-    def _stream(self, events: Iterator[bytes], record: StreamRecord, settings: RequestSettings) -> None:
-        """Write SSE events as HTTP/1.1 chunks (so the connection is reused), one event per write."""
+    def _stream(
+        self,
+        events: Iterator[bytes],
+        record: StreamRecord,
+        settings: RequestSettings,
+        output_tokens: int = 0,
+    ) -> None:
+        """Write SSE events as HTTP/1.1 chunks (so the connection is reused), one event per write.
+
+        The base latency comes before the first event; the time to write ``output_tokens`` is
+        spread over the pauses between events."""
         self.server.recorder.add_stream(record)
         head = (
             "HTTP/1.1 200 OK\r\n"
@@ -339,11 +366,14 @@ class Handler(BaseHTTPRequestHandler):
             head += "Connection: close\r\n"
         pending = head.encode("latin-1") + b"\r\n"
         write = self.wfile.write
+        gaps = max(record.chunks_total - 1, 1)
+        between = settings.chunk_delay + settings.latency_per_token * output_tokens / gaps
+        self._record.delay = response_delay(settings, output_tokens)
         try:
             self._pause(settings.latency)
             for index, event in enumerate(events):
                 if index:
-                    self._pause(settings.chunk_delay)
+                    self._pause(between)
                 frame = b"%x\r\n%s\r\n" % (len(event), event)
                 if index == record.chunks_total - 1:
                     frame += b"0\r\n\r\n"  # end of body, in the same write as the last event
@@ -363,6 +393,12 @@ class Handler(BaseHTTPRequestHandler):
             record.finish(disconnected=False)
             return
         record.finish(disconnected=False)
+
+    def _pause_for(self, settings: RequestSettings, output_tokens: int) -> None:
+        """Wait as long as the modelled answer takes to write (recorded on the request's record)."""
+        delay = response_delay(settings, output_tokens)
+        self._record.delay = delay
+        self._pause(delay)
 
     def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, raising ``ClientGone`` as soon as the client closes the connection."""
@@ -437,11 +473,23 @@ def _output(tokens: int, settings: RequestSettings) -> int:
     return max(tokens + settings.output_offset, 0)
 
 
+def _reply_words(operation: str, request: Mapping[str, Any], settings: RequestSettings) -> int:
+    """Words in the plain reply: fewer when the prompt asks for a word limit and the server
+    follows word limits."""
+    if not settings.follow_word_limit:
+        return settings.reply_words
+    return limited_words(settings.reply_words, word_limit(operation, request))
+
+
 def _reply(
-    encoding_name: str, count: Callable[[str], int], settings: RequestSettings, cap: int | None
+    encoding_name: str,
+    count: Callable[[str], int],
+    settings: RequestSettings,
+    cap: int | None,
+    words: int | None = None,
 ) -> tuple[str, int, bool]:
     """The reply text, its token count, and whether the output cap cut it."""
-    text = reply_text(settings.reply_words, settings.seed)
+    text = reply_text(settings.reply_words if words is None else words, settings.seed)
     if cap is not None and not settings.ignore_max_tokens:
         cut = cap_tokens(encoding_name, text, cap)
         if cut is not None:

@@ -11,7 +11,14 @@ __all__ = ["server_process"]
 
 
 @contextmanager
-def server_process(*, latency: float = 0.0, reply_words: int = 60, chunk_delay: float = 0.0) -> Iterator[str]:
+def server_process(
+    *,
+    latency: float = 0.0,
+    reply_words: int = 60,
+    chunk_delay: float = 0.0,
+    latency_per_token: float = 0.0,
+    follow_word_limit: bool = False,
+) -> Iterator[str]:
     """Run ``tokenmw serve`` on a free port in a child process; yields its base URL.
 
     A server in the same process competes with the client for the GIL, which adds noise (and the
@@ -21,6 +28,10 @@ def server_process(*, latency: float = 0.0, reply_words: int = 60, chunk_delay: 
         sys.executable, "-m", "tokenmw.server", "--port", "0", "--latency", str(latency),
         "--reply-words", str(reply_words), "--chunk-delay", str(chunk_delay),
     ]  # fmt: skip
+    if latency_per_token:
+        command += ["--latency-per-token", str(latency_per_token)]
+    if follow_word_limit:
+        command.append("--follow-word-limit")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert process.stdout is not None

@@ -44,6 +44,8 @@ class RequestRecord:
     received_at: float = field(default_factory=time.time)
     billed: Billed | None = None
     """What the server billed; ``None`` when it answered with an error (nothing is billed)."""
+    delay: float = 0.0
+    """Seconds the server waited to model the answer's time (``response_delay``)."""
 
 
 @dataclass(slots=True)

@@ -17,7 +17,18 @@ from typing import Any
 
 from tokenmw._tokens.encodings import encoding_for
 
-__all__ = ["WORDS", "Answer", "cap_tokens", "read_request", "reply_text", "schema_instance", "split_deltas"]
+__all__ = [
+    "WORDS",
+    "WORD_LIMIT_FILL",
+    "Answer",
+    "cap_tokens",
+    "limited_words",
+    "read_request",
+    "reply_text",
+    "schema_instance",
+    "split_deltas",
+    "word_limit",
+]
 
 _CORPUS = (
     "The middleware counts every prompt once and keeps the answer short. A careful agent sends "
@@ -277,4 +288,77 @@ def _prompt_texts(operation: str, request: Mapping[str, Any]) -> list[str]:
         if isinstance(item, dict):
             add(item.get("content"))
             add(item.get("output"))
+    return texts
+
+
+# -- word limits (``follow_word_limit``) ------------------------------------------------------------
+#
+# Instruction-following models asked for "at most N words" answer within the limit, usually a
+# little under it. The server models that effect so benchmarks can show what a length instruction
+# (Enhance's "Answer in at most N words.") does to output tokens and latency; the fill factor is a
+# modelling choice, not a measurement of any model.
+
+WORD_LIMIT_FILL = 0.9
+"""Share of a requested word limit the modelled answer uses."""
+
+_LIMIT_QUALIFIER = (
+    r"(?:at\s+most|no\s+more\s+than|not\s+more\s+than|fewer\s+than|less\s+than|under|up\s+to"
+    r"|within|maximum\s+of|max(?:imum)?|in)"
+)
+_WORD_LIMIT = re.compile(
+    rf"\b{_LIMIT_QUALIFIER}\s+(\d{{1,3}}(?:,\d{{3}})*|\d+)[\s-]+words?\b"
+    r"|\b(\d{1,3}(?:,\d{3})*|\d+)[\s-]+words?\s+(?:or\s+(?:less|fewer)|max(?:imum)?|at\s+most)\b",
+    re.IGNORECASE,
+)
+_INSTRUCTION_ROLES = frozenset({"system", "developer", "user"})
+
+
+def word_limit(operation: str, request: Mapping[str, Any]) -> int | None:
+    """The smallest "N words" limit the request's instructions ask for ("at most 150 words",
+    "in 50 words", "100 words or less", ...), or ``None``. Read from system, developer and user
+    text (chat), or ``instructions`` and ``input`` (responses); assistant and tool text is not an
+    instruction."""
+    found: int | None = None
+    for text in _instruction_texts(operation, request):
+        if "word" not in text and "Word" not in text and "WORD" not in text:
+            continue
+        for match in _WORD_LIMIT.finditer(text):
+            number = int((match.group(1) or match.group(2)).replace(",", ""))
+            if number > 0 and (found is None or number < found):
+                found = number
+    return found
+
+
+def limited_words(reply_words: int, limit: int | None) -> int:
+    """Words in the modelled answer to a request with word limit ``limit``."""
+    if limit is None:
+        return reply_words
+    return min(reply_words, max(1, int(limit * WORD_LIMIT_FILL)))
+
+
+def _instruction_texts(operation: str, request: Mapping[str, Any]) -> list[str]:
+    texts: list[str] = []
+    if operation == "chat":
+        items: Any = request.get("messages") or ()
+    else:
+        instructions = request.get("instructions")
+        if isinstance(instructions, str):
+            texts.append(instructions)
+        items = request.get("input")
+        if isinstance(items, str):
+            return [*texts, items]
+        items = items or ()
+    for item in items:
+        if not isinstance(item, Mapping) or item.get("role", "user") not in _INSTRUCTION_ROLES:
+            continue
+        if item.get("type") not in (None, "message"):
+            continue
+        content = item.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            for part in content:
+                text = part.get("text") if isinstance(part, Mapping) else None
+                if isinstance(text, str):
+                    texts.append(text)
     return texts

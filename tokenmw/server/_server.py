@@ -84,6 +84,8 @@ class EmbeddedServer:
         chunk_delay: float = 0.0,
         ignore_max_tokens: bool = False,
         max_records: int = 1000,
+        latency_per_token: float = 0.0,
+        follow_word_limit: bool = False,
     ) -> None:
         self.host = host
         self._requested_port = port
@@ -92,6 +94,8 @@ class EmbeddedServer:
             latency=latency,
             chunk_delay=chunk_delay,
             ignore_max_tokens=ignore_max_tokens,
+            latency_per_token=latency_per_token,
+            follow_word_limit=follow_word_limit,
         )
         """Server-wide behaviour; change it at run time (``server.settings.latency = 0.2``)."""
         self._recorder = Recorder(max_records)
@@ -212,6 +216,8 @@ def serve(
     ignore_max_tokens: bool = False,
     max_records: int = 1000,
     ready: Callable[[EmbeddedServer], None] | None = None,
+    latency_per_token: float = 0.0,
+    follow_word_limit: bool = False,
 ) -> None:
     """Run an ``EmbeddedServer`` in the calling thread until Ctrl-C (``KeyboardInterrupt``).
 
@@ -226,6 +232,8 @@ def serve(
         chunk_delay=chunk_delay,
         ignore_max_tokens=ignore_max_tokens,
         max_records=max_records,
+        latency_per_token=latency_per_token,
+        follow_word_limit=follow_word_limit,
     )
     server.bind()
     if ready is not None:

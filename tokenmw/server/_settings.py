@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-__all__ = ["HEADER_PREFIX", "RequestSettings", "ServerSettings", "SettingsError", "request_settings"]
+__all__ = [
+    "HEADER_PREFIX",
+    "RequestSettings",
+    "ServerSettings",
+    "SettingsError",
+    "request_settings",
+    "response_delay",
+]
 
 HEADER_PREFIX = "x-tokenmw-"
 
@@ -40,6 +47,12 @@ class ServerSettings:
     """Added to the input tokens the server bills (its own count, see ``_billing``)."""
     output_offset: int = 0
     """Added to the output tokens the server bills."""
+    latency_per_token: float = 0.0
+    """Seconds per output token, on top of ``latency``: a model's time grows with what it writes,
+    so an answer that asks for fewer words comes back sooner (``response_delay``)."""
+    follow_word_limit: bool = False
+    """Answer a prompt that asks for "at most N words" with fewer words, as instruction-following
+    models do (a model of that effect, not a measurement: ``_reply.word_limit``)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,6 +70,8 @@ class RequestSettings:
     """Answer with this HTTP error status instead of a completion."""
     usage_offset: int = 0
     output_offset: int = 0
+    latency_per_token: float = 0.0
+    follow_word_limit: bool = False
 
 
 class SettingsError(ValueError):
@@ -77,6 +92,8 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         answer=settings.answer,
         usage_offset=settings.usage_offset,
         output_offset=settings.output_offset,
+        latency_per_token=settings.latency_per_token,
+        follow_word_limit=settings.follow_word_limit,
     )
     overrides = {k: v for k, v in headers.items() if k.startswith(HEADER_PREFIX)}
     if not overrides:
@@ -98,6 +115,10 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
                 if value not in ANSWERS:
                     raise ValueError(value)
                 changes["answer"] = value
+            elif name == "latency-per-token":
+                changes["latency_per_token"] = _non_negative(float(value))
+            elif name == "follow-word-limit":
+                changes["follow_word_limit"] = _boolean(value)
             elif name == "seed":
                 changes["seed"] = value
             elif name == "usage-offset":
@@ -112,6 +133,12 @@ def request_settings(settings: ServerSettings, headers: Mapping[str, str]) -> Re
         except ValueError:
             raise SettingsError(header, value) from None
     return replace(resolved, **changes)  # type: ignore[arg-type]
+
+
+def response_delay(settings: RequestSettings, output_tokens: int) -> float:
+    """Seconds before a whole response leaves: the base latency plus the time to write
+    ``output_tokens`` (a stream spends the second part between its events)."""
+    return settings.latency + settings.latency_per_token * max(output_tokens, 0)
 
 
 def _non_negative(number: float) -> float:

@@ -124,6 +124,8 @@ class Chain:
                 if self._layers:
                     call.materialise()  # one-shot iterables: counted and sent, never consumed
                     call.snapshot_original()
+                    if not call.blocking:
+                        await asyncio.sleep(0)  # the client's own work before ours: a step each
                 response = await self._dispatch(0, call, send, span)
         except BaseException as error:
             self.finish_call(call, span, error=error)
@@ -137,6 +139,10 @@ class Chain:
         if i == len(self._layers):
             for layer in self._send_hooks:
                 await self._run_phase(layer, "on_send", call, span)
+            if i and not call.blocking:
+                # Hand the loop back once between the hooks' work and the client's own (building
+                # and sending the request): each holds the loop for less, other tasks run between.
+                await asyncio.sleep(0)
             response = await send(call)
             call.usage.requests += 1
             if not call.stream:

@@ -248,3 +248,66 @@ async def test_responses_trimming_keeps_instructions_and_call_output_pairs() -> 
     assert calls == outputs
     assert call.state["compress"].dropped > 0
     assert count_request("responses", call.request)[0] <= 700
+
+
+class _ThreadSpy:
+    """Records the thread each ``compress_chat`` runs on (the real function does the work)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import threading
+
+        from tokenmw.hooks import compress as hook_module
+
+        self.threads: list[str] = []
+        real = hook_module.compress_chat
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            self.threads.append(threading.current_thread().name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(hook_module, "compress_chat", spy)
+
+
+def _long_rag_request(seed: int) -> list[dict[str, Any]]:
+    body = corpus("rag_multi_docs.json")
+    docs = "\n\n".join(
+        f"Document {seed}.{i}: " + json.dumps(body["messages"], indent=2) for i in range(12)
+    )
+    return [{"role": "system", "content": "Answer from the documents."}, {"role": "user", "content": docs}]
+
+
+async def test_a_long_new_text_is_compressed_off_the_event_loop(
+    live_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clear_cache()
+    spy = _ThreadSpy(monkeypatch)
+    mw = Middleware([Compress()])
+    client = mw.wrap(openai.AsyncOpenAI(api_key="k", base_url=live_server.base_url, max_retries=0))
+    messages = _long_rag_request(1)
+    assert len(messages[1]["content"]) > 32_768
+    await client.chat.completions.create(model="gpt-4o-mini", messages=copy.deepcopy(messages))
+    sent_first = live_server.requests[-1].body["messages"]
+    await client.chat.completions.create(model="gpt-4o-mini", messages=copy.deepcopy(messages))
+    short = [{"role": "user", "content": "hi " * 400}]
+    await client.chat.completions.create(model="gpt-4o-mini", messages=short)
+    # New long text: a worker; the same text again (cached) and a short one: on the loop.
+    assert spy.threads[0].startswith("tokenmw-count")
+    assert not spy.threads[1].startswith("tokenmw-count")
+    assert not spy.threads[2].startswith("tokenmw-count")
+    # Off the loop or on it, the same bytes go out.
+    assert live_server.requests[-2].body["messages"] == sent_first
+    assert len(sent_first[1]["content"]) < len(messages[1]["content"])
+
+
+def test_a_sync_client_compresses_inline(
+    live_server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    clear_cache()
+    spy = _ThreadSpy(monkeypatch)
+    client = Middleware([Compress()]).wrap(
+        openai.OpenAI(api_key="k", base_url=live_server.base_url, max_retries=0)
+    )
+    client.chat.completions.create(model="gpt-4o-mini", messages=_long_rag_request(2))
+    assert spy.threads == [threading.current_thread().name]

@@ -15,7 +15,7 @@ from . import originals as _originals
 from . import text as _text
 from .history import clear_history
 from .messages import Report, compress_chat, compress_responses
-from .text import Compressed, Level, compress_text
+from .text import Compressed, Level, compress_text, is_cached
 
 __all__ = [
     "Compressed",
@@ -25,6 +25,7 @@ __all__ = [
     "compress_chat",
     "compress_responses",
     "compress_text",
+    "is_cached",
     "originals",
 ]
 

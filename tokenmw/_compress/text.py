@@ -318,6 +318,14 @@ def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Co
     return result
 
 
+def is_cached(text: str, level: Level) -> bool:
+    """Whether ``compress_text(text, level)`` would be a cache hit (as a tool output or not)."""
+    for caches in (_caches, _reversible_caches):
+        if text in caches[(level, False)] or text in caches[(level, True)]:
+            return True
+    return False
+
+
 def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
     """``_rewrite`` in a pass of its own, so the result records its markers' refs (``refs``)
     and a cache hit can note them again."""

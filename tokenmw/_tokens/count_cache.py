@@ -15,15 +15,17 @@ text (agents fanned out over one shared document) wait for one encode instead of
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import tiktoken
 
-__all__ = ["INLINE_ENCODE_LIMIT", "INLINE_HASH_LIMIT", "TokenCache", "cache_for"]
+__all__ = ["INLINE_ENCODE_LIMIT", "INLINE_HASH_LIMIT", "TokenCache", "cache_for", "in_worker"]
 
 INLINE_ENCODE_LIMIT = 16_384
 """Characters of uncounted text one call encodes on the event loop; more goes to the worker pool.
@@ -68,6 +70,18 @@ def _pool() -> ThreadPoolExecutor:
                 workers = max(1, min((os.cpu_count() or 2) - 1, 8))
                 _executor = ThreadPoolExecutor(workers, thread_name_prefix="tokenmw-count")
     return _executor
+
+
+T = TypeVar("T")
+
+
+async def in_worker(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in the worker pool that encodes large texts, in the caller's context
+    (context variables seen as on the loop): for other work too large to do on the event loop
+    (compressing a long new text). Pure-Python work still holds the GIL, but the interpreter
+    hands it back to the loop thread every switch interval, so the loop keeps running."""
+    ctx = contextvars.copy_context()
+    return await asyncio.get_running_loop().run_in_executor(_pool(), ctx.run, fn, *args)
 
 
 class TokenCache:

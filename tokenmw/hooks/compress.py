@@ -7,13 +7,14 @@ records before/after on its span.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, get_args
 
-from tokenmw._compress import Level, Report, compress_chat, compress_responses, originals
+from tokenmw._compress import Level, Report, compress_chat, compress_responses, is_cached, originals
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import Hook
-from tokenmw._tokens.count_cache import TokenCache, cache_for
+from tokenmw._tokens.count_cache import TokenCache, cache_for, in_worker
 from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for_async
 from tokenmw.hooks import _expand
@@ -107,7 +108,10 @@ class Compress(Hook):
         original = _originals(call)
         reversible = self.reversible and _expand.off_reason(call) is None
         with originals.collecting() if reversible else nullcontext() as found:
-            report = self._apply(call, original, range(0))
+            if not call.blocking and _new_chars(original, self.level) > OFFLOAD_CHARS:
+                report = await in_worker(self._apply, call, original, range(0))
+            else:
+                report = self._apply(call, original, range(0))
             if self.max_input_tokens is not None and await call.input_tokens() > self.max_input_tokens:
                 cut = await self._cut(call, original)
                 if cut is not None:
@@ -161,6 +165,46 @@ class _ReversibleCompress(Compress):
 
     async def wrap(self, call: Call, call_next: CallNext) -> Any:
         return await _expand.expand(call, call_next)
+
+
+OFFLOAD_CHARS = 32_768
+"""New text (not compressed before in this process) above which a call's compression runs in the
+worker pool instead of on the event loop: the engine takes ~0.25 ms per 1,000 characters, so this
+keeps the loop free of steps much over 5 ms; an agent turn's few new KB stay inline (a thread hop
+costs more than they do)."""
+
+_SMALL = 256  # shorter texts are not worth a cache lookup here
+
+
+def _new_chars(original: dict[str, Any], level: Level) -> int:
+    """Characters of the texts in ``original`` that the engine has not compressed yet."""
+    total = 0
+    for text in _texts(original):
+        if len(text) > _SMALL and not is_cached(text, level):
+            total += len(text)
+    return total
+
+
+def _texts(original: dict[str, Any]) -> Iterator[str]:
+    """The texts of a chat or Responses request the engine reads (contents, text parts, outputs)."""
+    for key in ("instructions", "input"):
+        value = original.get(key)
+        if isinstance(value, str):
+            yield value
+    items = original.get("messages")
+    if not isinstance(items, list):
+        items = original.get("input")
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict):
+            continue
+        for key in ("content", "output"):
+            value = item.get(key)
+            if isinstance(value, str):
+                yield value
+            elif isinstance(value, list):
+                for part in value:
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        yield part["text"]
 
 
 def _originals(call: Call) -> dict[str, Any]:

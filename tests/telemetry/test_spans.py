@@ -309,6 +309,44 @@ def test_builtin_hooks_note_on_their_own_spans(otel: Capture, sync_client: opena
     )[sc.TOKENMW_TOKENS_BEFORE]
 
 
+def test_builtin_phase_spans_keep_their_times_and_failures(
+    otel: Capture, sync_client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A built-in hook's span is made when its phase ends (DeferredSpan): it must still start when
+    # the phase started, in order with the other phases, inside the call span, and carry a
+    # failure the way a live span does (skipped, error type, status, the exception event).
+    import tokenmw.hooks.compress as compress_hook
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(compress_hook, "compress_chat", broken)
+    hooks = [Compress(min_tokens=0), Enhance(max_words=50), LimitResponse(max_tokens=64), CountTokens()]
+    Middleware(hooks).wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    call_span = otel.span(CALL)
+    order = ["compress.before", "enhance.before", "limit_response.before", "count_tokens.on_send"]
+    spans = [otel.span(f"tokenmw.{name}") for name in order]
+    for span in spans:
+        assert span.start_time is not None and span.end_time is not None
+        assert call_span.start_time is not None and call_span.end_time is not None
+        assert call_span.start_time <= span.start_time <= span.end_time <= call_span.end_time
+        assert_child(span, call_span)
+    for earlier, later in zip(spans, spans[1:], strict=False):
+        assert earlier.end_time is not None and later.start_time is not None
+        assert earlier.end_time <= later.start_time
+    failed = spans[0]
+    a = attrs(failed)
+    assert a[sc.TOKENMW_HOOK_SKIPPED] is True
+    assert a[sc.ERROR_TYPE] == "KeyError"
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [e.name for e in failed.events] == ["exception"]
+    assert failed.events[0].attributes is not None
+    assert failed.events[0].attributes["exception.type"] == "KeyError"
+    after = otel.span("tokenmw.limit_response.after")
+    assert after.start_time is not None and spans[-1].end_time is not None
+    assert after.start_time >= spans[-1].end_time  # after the model answered
+
+
 def test_refusal_marks_the_hook_span_as_failed(otel: Capture, sync_client: openai.OpenAI) -> None:
     # A deliberate refusal is not a hook failure (nothing recorded as skipped), but its span ends
     # in error, as under ``trace.use_span``.

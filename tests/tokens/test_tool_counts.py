@@ -447,3 +447,33 @@ def test_a_developer_message_with_tools_is_flagged() -> None:
     assert not plan_chat([SYSTEM, user("hi")], [SEARCH], model="gpt-4").estimated
     assert plan_chat([developer, user("hi")], [SEARCH], model="gpt-4").estimated
     assert not plan_chat([developer, user("hi")], model="gpt-4").estimated  # no tools: the cookbook rule
+
+
+def test_rendered_blocks_are_kept_by_content() -> None:
+    # The rendered block is reused across counts (agents re-send their tools every turn), keyed by
+    # the definitions' content: the same list edited in place is counted afresh, and equal
+    # definitions in new objects (what openai's client builds per call) count alike.
+    tools = [tool("get_weather", "Get the weather", obj({"city": {"type": "string"}}))]
+    first = count_plan(plan_chat([SYSTEM], tools, model="gpt-4o"), "gpt-4o")
+    tools[0]["function"]["description"] = "Get the current weather in a given city, in Celsius"
+    edited = count_plan(plan_chat([SYSTEM], tools, model="gpt-4o"), "gpt-4o")
+    assert edited > first
+    description = "Get the current weather in a given city, in Celsius"
+    rebuilt = [tool("get_weather", description, obj({"city": {"type": "string"}}))]
+    assert count_plan(plan_chat([SYSTEM], rebuilt, model="gpt-4o"), "gpt-4o") == edited
+    # Flags come back with the block: a hosted tool next to a function is still an estimate.
+    hosted = [*rebuilt, {"type": "web_search"}]
+    assert plan_chat([SYSTEM], hosted, model="gpt-4o").estimated
+    assert plan_chat([SYSTEM], hosted, model="gpt-4o").estimated
+
+
+def test_definitions_that_are_not_plain_data_are_rendered_each_time() -> None:
+    # An object marshal cannot serialise has no content key: rendered every time, never cached.
+    class Schema(dict):  # type: ignore[type-arg]
+        pass
+
+    schema = Schema({"type": "object", "properties": {"id": {"type": "string"}}})
+    tools = [tool("lookup", "Find a record", schema)]
+    first = count_plan(plan_chat([SYSTEM], tools, model="gpt-4o"), "gpt-4o")
+    tools[0]["function"]["parameters"]["properties"]["name"] = {"type": "string"}
+    assert count_plan(plan_chat([SYSTEM], tools, model="gpt-4o"), "gpt-4o") > first

@@ -260,13 +260,16 @@ def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | N
     for message in messages:
         if type(message) is not dict:
             return None
+        values = message.values()
+        if not _STR_OR_NONE.issuperset(map(type, values)):  # C loops: this runs per count
+            return None
         key.append(message)
-        for item in message.items():
-            value = item[1]
-            if value is not None and type(value) is not str:
-                return None
-            key.extend(item)
+        key.extend(message)
+        key.extend(values)
     return key
+
+
+_STR_OR_NONE = frozenset({str, type(None)})
 
 
 _PLAIN = frozenset({str, list, dict, int, float, bool, type(None)})

@@ -164,7 +164,8 @@ class Chain:
 
     async def _run_phase(self, layer: _Layer, phase: str, call: Call, span: Span | None) -> None:
         started = perf_counter_ns()
-        hook_span = tel.start_hook_span(layer.name, phase) if span is not None else None
+        deferred = not layer.span_current
+        hook_span = tel.start_hook_span(layer.name, phase, deferred) if span is not None else None
         saved_request = dict(call.request)
         try:
             method = layer.hook.before if phase == "before" else layer.hook.on_send
@@ -188,7 +189,8 @@ class Chain:
 
     async def _run_after(self, layer: _Layer, call: Call, response: Any, span: Span | None) -> Any:
         started = perf_counter_ns()
-        hook_span = tel.start_hook_span(layer.name, "after") if span is not None else None
+        deferred = not layer.span_current
+        hook_span = tel.start_hook_span(layer.name, "after", deferred) if span is not None else None
         try:
             if hook_span is None:
                 result = await layer.hook.after(call, response)

@@ -32,6 +32,7 @@ Where each number comes from:
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -264,8 +265,43 @@ def _add_image(plan: CountPlan, part: Mapping[str, Any], rules: _Rules) -> None:
 # -- tools ---------------------------------------------------------------------------------------
 
 
-def _tools_block(plan: CountPlan, groups: Iterable[Any]) -> str | None:
-    """The rendered block of every function-like tool in ``groups``; hosted tools only flag."""
+_rendered_blocks: dict[bytes, tuple[str | None, bool]] = {}
+"""Rendered tools blocks by the definitions' content (``marshal``): ``(block, estimated)``."""
+_MAX_RENDERED = 1024
+
+
+def _tools_block(plan: CountPlan, groups: tuple[Any, ...]) -> str | None:
+    """The rendered block of every function-like tool in ``groups``; hosted tools only flag.
+
+    Agents send the same tool definitions on every turn, and a call is counted several times
+    (before and after the hooks, for spans): rendering eight tools costs ~40 µs each time. So
+    the block is kept by content: ``marshal.dumps`` (~5 µs for eight tools; ``repr`` or
+    ``json.dumps`` cost ~30) serialises plain data faithfully (equal bytes, equal definitions)
+    and refuses anything else (SDK objects are rendered every time)."""
+    if all(tools is None for tools in groups):
+        return None
+    try:
+        key: bytes | None = marshal.dumps(groups)
+    except ValueError:
+        key = None
+    if key is not None:
+        hit = _rendered_blocks.get(key)
+        if hit is not None:
+            if hit[1]:
+                plan.estimated = True
+            return hit[0]
+    probe = CountPlan()
+    block = _render_tools_block(probe, groups)
+    if probe.estimated:
+        plan.estimated = True
+    if key is not None:
+        if len(_rendered_blocks) >= _MAX_RENDERED:
+            _rendered_blocks.clear()  # bounded; the tool sets in use at once are few
+        _rendered_blocks[key] = (block, probe.estimated)
+    return block
+
+
+def _render_tools_block(plan: CountPlan, groups: Iterable[Any]) -> str | None:
     functions: list[tuple[str, Mapping[str, Any]]] = []
     for tools in groups:
         if not _iterable(tools):

@@ -77,6 +77,50 @@ async def test_parts_list_changed_in_place_is_counted() -> None:
     assert await call.input_tokens() == count_tokens(messages, MODEL) > before
 
 
+def _tools() -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": "search_orders",
+                "description": "Orders of a warehouse by status",
+                "parameters": {"type": "object", "properties": {"status": {"type": "string"}}},
+            },
+        }
+    ]
+
+
+async def test_request_with_tools_unchanged_is_planned_once(plans: list[int]) -> None:
+    # Agents send tools on every call: the memo holds for them too (compared by content).
+    tools = _tools()
+    call = Call({"model": MODEL, "messages": _messages(), "tools": tools}, "chat")
+    first = await call.input_tokens()
+    assert await call.input_tokens() == first == count_tokens(_messages(), MODEL, tools=_tools())
+    assert len(plans) == 1
+
+
+async def test_tools_changed_in_place_are_counted(plans: list[int]) -> None:
+    # The same list, the same dicts, edited deep inside or appended to: counted again.
+    tools = _tools()
+    messages = _messages()
+    call = Call({"model": MODEL, "messages": messages, "tools": tools}, "chat")
+    before = await call.input_tokens()
+    tools[0]["function"]["parameters"]["properties"]["warehouse"] = {"type": "string"}
+    deeper = await call.input_tokens()
+    assert deeper == count_tokens(messages, MODEL, tools=tools) > before
+    tools.append({"type": "function", "function": {"name": "get_order", "description": "One order"}})
+    assert await call.input_tokens() == count_tokens(messages, MODEL, tools=tools) > deeper
+    call.request["tool_choice"] = {"type": "function", "function": {"name": "get_order"}}
+    assert await call.input_tokens() == count_tokens(
+        messages, MODEL, tools=tools, tool_choice=call.request["tool_choice"]
+    )
+    call.request["tool_choice"]["function"]["name"] = "search_orders"  # the same dict, edited
+    assert await call.input_tokens() == count_tokens(
+        messages, MODEL, tools=tools, tool_choice=call.request["tool_choice"]
+    )
+    assert len(plans) == 5
+
+
 async def test_original_count_is_the_request_as_made() -> None:
     messages = _messages()
     call = Call({"model": MODEL, "messages": messages}, "chat")

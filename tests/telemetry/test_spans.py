@@ -7,6 +7,7 @@ in-memory reader (see ``tests/_otel.py``: one SDK per process).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 import sys
@@ -331,7 +332,7 @@ def test_builtin_phase_spans_keep_their_times_and_failures(
         assert call_span.start_time is not None and call_span.end_time is not None
         assert call_span.start_time <= span.start_time <= span.end_time <= call_span.end_time
         assert_child(span, call_span)
-    for earlier, later in zip(spans, spans[1:], strict=False):
+    for earlier, later in itertools.pairwise(spans):
         assert earlier.end_time is not None and later.start_time is not None
         assert earlier.end_time <= later.start_time
     failed = spans[0]

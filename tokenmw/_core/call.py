@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import operator
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -147,7 +148,7 @@ class Call:
         self._stream_end: tuple[Any, ...] | None = None
         # Per-request memos: hooks ask for the count several times per call (before and after
         # their change, on spans), mostly of a request nobody changed since the last ask.
-        self._plan_memo: tuple[list[Any], CountPlan] | None = None
+        self._plan_memo: tuple[tuple[Any, ...], list[Any], CountPlan] | None = None
         self._counted: list[tuple[CountPlan, Any, int]] = []
         self._phase_span: Any = None
         """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
@@ -205,14 +206,15 @@ class Call:
 
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""
-        key = _fingerprint(self.operation, self.request)
+        found = _fingerprint(self.operation, self.request)
         memo = self._plan_memo
-        if key is not None and memo is not None:
-            old = memo[0]
-            if len(old) == len(key) and all(map(operator.is_, old, key)):
-                return memo[1]
+        if found is not None and memo is not None:
+            planned, key = found
+            old_planned, old, plan = memo
+            if planned == old_planned and len(old) == len(key) and all(map(operator.is_, old, key)):
+                return plan
         plan = plan_request(self.operation, self.request)
-        self._plan_memo = (key, plan) if key is not None else None
+        self._plan_memo = (*found, plan) if found is not None else None
         return plan
 
     async def _count(self, plan: CountPlan) -> int:
@@ -241,22 +243,29 @@ _PLANNED_KEYS = ("model", "tools", "tool_choice", "functions", "function_call")
 """What ``plan_chat`` reads of a chat request besides ``messages``."""
 
 
-def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | None:
-    """Every object a chat request's count depends on, to compare by identity with an earlier
-    request state; ``None`` (never reused) when some part could change in place unseen: tools,
-    parts lists, SDK objects, and the Responses API. Strings are immutable, so a message whose
-    values are all strings is unchanged exactly when its keys and values are the same objects."""
+def _fingerprint(operation: Operation, request: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """What a chat request's count depends on, to compare with an earlier request state: the
+    values of the planned keys besides ``messages`` (tools and a ``tool_choice`` object by their
+    content, ``marshal``: ~5 µs for eight tools, where a new plan renders them again), and every
+    object of ``messages``, compared by identity. ``None`` (never reused) when some part could
+    change in place unseen: parts lists, SDK objects, and the Responses API. Strings are
+    immutable, so a message whose values are all strings is unchanged exactly when its keys and
+    values are the same objects."""
     if operation != "chat":
         return None
     messages = request.get("messages")
     if type(messages) is not list:
         return None
-    key: list[Any] = [messages]
+    planned: list[Any] = []
     for name in _PLANNED_KEYS:
         value = request.get(name)
         if value is not None and type(value) is not str:
-            return None
-        key.append(value)
+            try:
+                value = marshal.dumps(value)  # plain data only: anything else raises
+            except ValueError:
+                return None
+        planned.append(value)
+    key: list[Any] = [messages]
     for message in messages:
         if type(message) is not dict:
             return None
@@ -266,7 +275,7 @@ def _fingerprint(operation: Operation, request: dict[str, Any]) -> list[Any] | N
         key.append(message)
         key.extend(message)
         key.extend(values)
-    return key
+    return tuple(planned), key
 
 
 _STR_OR_NONE = frozenset({str, type(None)})

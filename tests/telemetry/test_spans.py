@@ -30,6 +30,8 @@ from .._otel import Capture, capture
 from ..conftest import MESSAGES
 
 CALL = "chat gpt-4o-mini"
+OVER_THE_CAP = {"x-tokenmw-ignore-max-tokens": "true", "x-tokenmw-reply-words": "300"}
+"""The embedded server's reply ignores ``max_tokens``, as some providers' do: LimitResponse cuts it."""
 
 
 @pytest.fixture
@@ -129,7 +131,7 @@ async def test_async_call_span_and_hook_spans(
     assert phases == [
         ("around", "wrap"),
         ("around", "wrap"),  # a segment before call_next and one after it
-        ("count_tokens", "after"),
+        # no ("count_tokens", "after"): with usage reported it has nothing to do and does not run
         ("count_tokens", "on_send"),
         ("shorten", "after"),
         ("shorten", "before"),
@@ -297,7 +299,6 @@ def test_builtin_hooks_note_on_their_own_spans(otel: Capture, sync_client: opena
         "tokenmw.compress.before": "tokenmw.compress.level",
         "tokenmw.enhance.before": "tokenmw.enhance.added",
         "tokenmw.limit_response.before": "tokenmw.limit.request_max_tokens",
-        "tokenmw.limit_response.after": "tokenmw.limit.output_tokens",
         "tokenmw.count_tokens.on_send": "tokenmw.budget.limit",
     }
     for name, key in expected.items():
@@ -308,6 +309,21 @@ def test_builtin_hooks_note_on_their_own_spans(otel: Capture, sync_client: opena
     assert attrs(otel.span("tokenmw.enhance.before"))[sc.TOKENMW_TOKENS_AFTER] > attrs(
         otel.span("tokenmw.enhance.before")
     )[sc.TOKENMW_TOKENS_BEFORE]
+    # The reply kept to the cap and usage came back: neither ``after`` phase had work, and a
+    # phase that does not run has no span.
+    names = {s.name for s in otel.spans()}
+    assert not names & {"tokenmw.limit_response.after", "tokenmw.count_tokens.after"}
+
+    # A provider that ignores the cap: LimitResponse.after cuts the reply, on its own span.
+    otel.clear()
+    reply = Middleware(hooks).wrap(sync_client).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=OVER_THE_CAP
+    )
+    after = attrs(otel.span("tokenmw.limit_response.after"))
+    assert after["tokenmw.limit.truncated"] is True
+    assert after["tokenmw.limit.output_tokens"] > 64  # what the provider produced
+    assert reply.choices[0].finish_reason == "length"
+    assert "tokenmw.limit.truncated" not in attrs(otel.span(CALL))
 
 
 def test_builtin_phase_spans_keep_their_times_and_failures(
@@ -323,7 +339,9 @@ def test_builtin_phase_spans_keep_their_times_and_failures(
 
     monkeypatch.setattr(compress_hook, "compress_chat", broken)
     hooks = [Compress(min_tokens=0), Enhance(max_words=50), LimitResponse(max_tokens=64), CountTokens()]
-    Middleware(hooks).wrap(sync_client).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    Middleware(hooks).wrap(sync_client).chat.completions.create(
+        model="gpt-4o-mini", messages=MESSAGES, extra_headers=OVER_THE_CAP  # an ``after`` with work
+    )
     call_span = otel.span(CALL)
     order = ["compress.before", "enhance.before", "limit_response.before", "count_tokens.on_send"]
     spans = [otel.span(f"tokenmw.{name}") for name in order]
@@ -443,7 +461,7 @@ def test_metrics(otel: Capture, sync_client: openai.OpenAI, live_server: Embedde
     hooks = {(p.attributes[sc.TOKENMW_HOOK_NAME], p.attributes[sc.TOKENMW_HOOK_PHASE]): p
              for p in points[sc.METRIC_HOOK_DURATION]}
     assert set(hooks) == {("shorten", "before"), ("shorten", "after"), ("count_tokens", "on_send"),
-                          ("count_tokens", "after")}
+                          }
     assert all(p.count == 1 and p.sum >= 0 for p in hooks.values())
     assert tuple(hooks["shorten", "before"].explicit_bounds) == sc.HOOK_DURATION_BUCKETS
 

@@ -43,7 +43,7 @@ Send = Callable[[Call], Awaitable[Any]]
 class _Layer:
     """A hook and the phases it defines, resolved once."""
 
-    __slots__ = ("after", "before", "hook", "index", "name", "span_current", "wrap")
+    __slots__ = ("after", "after_idle", "before", "hook", "index", "name", "span_current", "wrap")
 
     def __init__(self, hook: Hook, index: int) -> None:
         phases = defined_phases(hook)
@@ -53,6 +53,8 @@ class _Layer:
         self.before = "before" in phases
         self.wrap = "wrap" in phases
         self.after = "after" in phases
+        # Asked before ``after`` runs, only of hooks that answer it (the built-ins).
+        self.after_idle = hook._after_idle if type(hook)._after_idle is not Hook._after_idle else None
         self.span_current = bool(getattr(hook, "_span_current", True))
 
 
@@ -158,7 +160,7 @@ class Chain:
             response = await self._run_wrap(layer, i, call, send, span)
         else:
             response = await self._dispatch(i + 1, call, send, span)
-        if layer.after and not call.stream:
+        if layer.after and not call.stream and not (layer.after_idle and layer.after_idle(call, response)):
             response = await self._run_after(layer, call, response, span)
         return response
 

@@ -83,6 +83,9 @@ class CountTokens(Hook):
                 source = _prices.context_window_source(call.model)
             raise TokenBudgetExceeded(sent, limit, call.model, estimated=estimated, source=source)
 
+    def _after_idle(self, call: Call, response: Any) -> bool:
+        return call.usage.output_tokens is not None  # the chain read the API's usage already
+
     async def after(self, call: Call, response: Any) -> Any:
         usage = call.usage
         # The chain recorded what every send billed; read the response only when it did not

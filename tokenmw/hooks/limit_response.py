@@ -163,6 +163,18 @@ class LimitResponse(Hook):
 
     # -- complete responses -----------------------------------------------------------------------
 
+    def _after_idle(self, call: Call, response: Any) -> bool:
+        # Nothing to cut when the provider kept to the cap (the common case): the phase does not
+        # run, and the call span's output tokens say what the reply took.
+        plan: LimitPlan | None = call.state.get(_STATE)
+        if plan is None or plan.encoding is None:
+            return True
+        try:
+            reported = _visible_reported(response)
+        except Exception:  # a response ``after`` must look at (and may fail on, as a hook)
+            return False
+        return reported is not None and reported <= plan.limit
+
     async def after(self, call: Call, response: Any) -> Any:
         plan: LimitPlan | None = call.state.get(_STATE)
         if plan is None or plan.encoding is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 import tokenmw
 from tokenmw import Call, Hook, Middleware
+from tokenmw._core import chain as chain_module
 
 
 class Recorder(Hook):
@@ -301,3 +303,47 @@ async def test_repeated_failures_are_logged_at_debug(caplog: pytest.LogCaptureFi
             await mw.run(new_call(), make_send([]))
     levels = [r.levelno for r in caplog.records if "broken" in r.getMessage()]
     assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+
+
+# -- handing the event loop back ---------------------------------------------------------------------
+
+
+async def steps_between(request: dict[str, Any]) -> list[str]:
+    """The order of a chain's ``before``, its ``send`` and another task's ticks: which loop steps
+    the chain took."""
+    log: list[str] = []
+    running = True
+
+    async def ticker() -> None:
+        while running:
+            log.append("tick")
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)  # the ticker runs once, then waits for the loop's next step
+    log.clear()
+    await Middleware([Recorder("a", log)]).run(Call(request, "chat"), make_send(log))
+    running = False
+    await task
+    return [entry for entry in log if entry in ("tick", "before:a", "send")]
+
+
+async def test_a_small_request_with_quick_hooks_is_one_loop_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chain_module, "HOOK_STEP_NS", 10**12)  # no machine is that slow
+    steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert steps == ["before:a", "send"]
+
+
+async def test_a_large_request_hands_the_loop_back_before_and_after_the_hooks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(chain_module, "HOOK_STEP_NS", 10**12)
+    text = "word " * (chain_module.LARGE_REQUEST_CHARS // 5 + 1)
+    steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
+    assert steps == ["tick", "before:a", "tick", "send"]
+
+
+async def test_slow_hooks_hand_the_loop_back_before_the_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(chain_module, "HOOK_STEP_NS", -1)  # every hook counts as slow
+    steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert steps == ["before:a", "tick", "send"]

@@ -101,6 +101,7 @@ class Call:
 
     __slots__ = (
         "_counted",
+        "_hooks_started",
         "_original_plan",
         "_phase_span",
         "_plan_memo",
@@ -153,6 +154,9 @@ class Call:
         self._phase_span: Any = None
         """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
         self._unread: tuple[Any, ...] = ()
+        self._hooks_started = 0
+        """``perf_counter_ns()`` when the chain started the hooks' request work (async calls):
+        how long they held the loop so far."""
 
     def __repr__(self) -> str:
         return f"Call(operation={self.operation!r}, model={self.model!r}, stream={self.stream})"
@@ -203,6 +207,12 @@ class Call:
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
         self._original_plan = self._plan()
+
+    def _original_chars(self) -> int:
+        """Characters of text in the request as the caller made it (what is counted): how much
+        work the client and the hooks have with it."""
+        plan = self._original_plan
+        return sum(map(len, plan.texts)) if plan is not None else 0
 
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""

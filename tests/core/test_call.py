@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from tokenmw import Call, count_tokens
+from tokenmw import Call, Compress, CountTokens, Enhance, Hook, LimitResponse, Middleware, count_tokens
 from tokenmw._core import call as call_module
+from tokenmw._core.call import CallUsage
 
 MODEL = "gpt-4o"
 
@@ -129,3 +130,105 @@ async def test_original_count_is_the_request_as_made() -> None:
     call.request["messages"] = messages[1:]
     assert await call.original_input_tokens() == made
     assert await call.input_tokens() == count_tokens(messages[1:], MODEL) < made
+
+
+# -- inside a chain: identity checks while only the built-in hooks run ------------------------------
+
+
+class EditInPlace(Hook):
+    """A custom hook that edits the last message's dict in place (the same list, the same dict)."""
+
+    name = "edit_in_place"
+
+    def __init__(self, counted: list[int]) -> None:
+        self.counted = counted
+
+    async def before(self, call: Call) -> None:
+        self.counted.append(await call.input_tokens())
+        call.request["messages"][-1]["content"] += " Group them by customer, please."
+        self.counted.append(await call.input_tokens())  # the same phase: counted again
+
+
+@pytest.fixture
+def fingerprints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a request was fingerprinted (every message compared by identity)."""
+    taken: list[int] = []
+    real = call_module._fingerprint
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        taken.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(call_module, "_fingerprint", counting)
+    return taken
+
+
+async def _sent_count(hooks: list[Hook], messages: list[dict[str, Any]]) -> tuple[Call, int | None]:
+    call = Call({"model": MODEL, "messages": messages}, "chat")
+
+    async def send(call: Call) -> Any:
+        choice = {"finish_reason": "stop", "message": {"content": "ok"}}
+        return {"id": "r1", "model": MODEL, "choices": [choice]}
+
+    await Middleware(hooks).run(call, send)
+    return call, call.usage.input_tokens_sent
+
+
+async def test_built_in_hooks_alone_take_no_fingerprint(fingerprints: list[int], plans: list[int]) -> None:
+    messages = [*_messages(), {"role": "user", "content": "Which of them ship with carrier DHX? " * 30}]
+    hooks: list[Hook] = [
+        Compress(min_tokens=0), Enhance(max_words=80), LimitResponse(max_tokens=200), CountTokens()
+    ]
+    call, sent = await _sent_count(hooks, messages)
+    assert sent == count_tokens(call.request["messages"], MODEL)
+    assert call.usage.input_tokens_original == count_tokens(messages, MODEL)
+    assert fingerprints == []
+    # At most one plan per request state: as made, compressed, enhanced (with an SDK recording,
+    # each hook counts before and after its change; without one only as made and as sent).
+    assert 2 <= len(plans) <= 3
+
+
+async def test_a_custom_hooks_in_place_edit_is_counted_by_the_built_in_hooks_after_it() -> None:
+    # Compress counts the request first; the custom hook then edits a message dict in place
+    # (no top-level value changes); CountTokens' count of the request as sent must see it.
+    counted: list[int] = []
+    messages = _messages()
+    call, sent = await _sent_count([Compress(min_tokens=0), EditInPlace(counted), CountTokens()], messages)
+    assert sent == count_tokens(call.request["messages"], MODEL)
+    assert counted[1] == sent > counted[0]
+
+
+async def test_a_custom_wrap_hooks_in_place_edit_is_counted_inside_it() -> None:
+    class EditThenSend(Hook):
+        name = "edit_then_send"
+
+        async def wrap(self, call: Call, call_next: Any) -> Any:
+            await call.input_tokens()
+            call.request["messages"][0]["content"] += " Always answer in English."
+            return await call_next(call)
+
+    messages = _messages()
+    call, sent = await _sent_count([EditThenSend(), CountTokens()], messages)
+    assert sent == count_tokens(call.request["messages"], MODEL)
+    assert "Always answer in English." in call.request["messages"][0]["content"]
+
+
+async def test_a_count_before_the_chain_runs_is_checked_again_in_it() -> None:
+    # A Call counted by hand (or by an earlier run), edited in place, then run: the chain does
+    # not trust the old memo.
+    messages = _messages()
+    call = Call({"model": MODEL, "messages": messages}, "chat")
+    before = await call.input_tokens()
+    messages[1]["content"] += " And the ones from FRA2?"
+
+    async def send(call: Call) -> Any:
+        return {"id": "r1", "model": MODEL, "choices": [{"finish_reason": "stop"}]}
+
+    mw = Middleware([CountTokens()])
+    await mw.run(call, send)
+    first = call.usage.input_tokens_sent
+    assert first == count_tokens(messages, MODEL) > before
+    messages[1]["content"] += " Only those over 20 kg."
+    call.usage = CallUsage()
+    await mw.run(call, send)
+    assert call.usage.input_tokens_sent == count_tokens(messages, MODEL) > first

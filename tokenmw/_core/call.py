@@ -102,11 +102,14 @@ class Call:
     __slots__ = (
         "_counted",
         "_hooks_started",
+        "_in_chain",
         "_original_plan",
         "_phase_span",
         "_plan_memo",
         "_stream_end",
         "_unread",
+        "_unverified",
+        "_user_code",
         "blocking",
         "client",
         "integration",
@@ -149,7 +152,17 @@ class Call:
         self._stream_end: tuple[Any, ...] | None = None
         # Per-request memos: hooks ask for the count several times per call (before and after
         # their change, on spans), mostly of a request nobody changed since the last ask.
-        self._plan_memo: tuple[tuple[Any, ...], list[Any], CountPlan] | None = None
+        self._plan_memo: tuple[tuple[Any, ...], _Fingerprint | None, CountPlan] | None = None
+        """``(counted values, fingerprint, plan)``: the request's counted top-level values (compared
+        by identity), its full fingerprint when one was needed (``_fingerprint``), its plan."""
+        # Who may have changed the request since the memo was made. Inside a chain run, outside
+        # any custom hook's phase, only the chain and the built-in hooks touch it, and they change
+        # it only by assigning new top-level values: an identity check of those is enough. A
+        # custom hook may edit anything in place, so after one ran the full fingerprint decides;
+        # outside a chain (a Call made by hand) it always does.
+        self._in_chain = 0
+        self._user_code = 0
+        self._unverified = False
         self._counted: list[tuple[CountPlan, Any, int]] = []
         self._phase_span: Any = None
         """The span of the hook phase running now, when it is not made current (``Hook._span_current``)."""
@@ -216,16 +229,53 @@ class Call:
 
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""
-        found = _fingerprint(self.operation, self.request)
+        request = self.request
+        values = tuple(map(request.get, _COUNTED_KEYS[self.operation]))
         memo = self._plan_memo
-        if found is not None and memo is not None:
-            planned, key = found
-            old_planned, old, plan = memo
-            if planned == old_planned and len(old) == len(key) and all(map(operator.is_, old, key)):
+        trusted = self._in_chain and not self._user_code
+        if memo is not None:
+            old_values, old_print, plan = memo
+            if trusted and not self._unverified:
+                if all(map(operator.is_, old_values, values)):
+                    return plan
+            elif old_print is not None and _same(old_print, _fingerprint(self.operation, request)):
+                self._plan_memo = (values, old_print, plan)
+                self._unverified = not trusted
                 return plan
-        plan = plan_request(self.operation, self.request)
-        self._plan_memo = (*found, plan) if found is not None else None
+        plan = plan_request(self.operation, request)
+        # The fingerprint is only taken when a later check may need it (custom code may run).
+        found = None if trusted else _fingerprint(self.operation, request)
+        self._plan_memo = (values, found, plan) if trusted or found is not None else None
+        self._unverified = not trusted
         return plan
+
+    def _enter_chain(self) -> None:
+        """A chain starts running this call: until a custom hook runs, identity checks hold."""
+        self._in_chain += 1
+        self._unverified = True  # whatever happened to the request before is checked in full once
+
+    def _leave_chain(self) -> None:
+        self._in_chain -= 1
+
+    def _enter_user_code(self) -> None:
+        """A custom hook's phase starts: it may edit the request in place, so the memo keeps (or
+        takes now, while it still matches) a full fingerprint to be checked against afterwards."""
+        if not self._user_code:
+            memo = self._plan_memo
+            if memo is not None and memo[1] is None:
+                values, _, plan = memo
+                current = tuple(map(self.request.get, _COUNTED_KEYS[self.operation]))
+                found = (
+                    _fingerprint(self.operation, self.request)
+                    if all(map(operator.is_, values, current))
+                    else None
+                )
+                self._plan_memo = (values, found, plan) if found is not None else None
+        self._user_code += 1
+        self._unverified = True
+
+    def _leave_user_code(self) -> None:
+        self._user_code -= 1
 
     async def _count(self, plan: CountPlan) -> int:
         encoding = await encoding_for_async(self.model)
@@ -252,8 +302,24 @@ class Call:
 _PLANNED_KEYS = ("model", "tools", "tool_choice", "functions", "function_call")
 """What ``plan_chat`` reads of a chat request besides ``messages``."""
 
+_COUNTED_KEYS: dict[str, tuple[str, ...]] = {
+    "chat": ("messages", *_PLANNED_KEYS),
+    "responses": ("model", "tools", "instructions", "input"),
+}
+"""The top-level values a count reads (``plan_chat``, ``plan_responses``)."""
 
-def _fingerprint(operation: Operation, request: dict[str, Any]) -> tuple[tuple[Any, ...], list[Any]] | None:
+_Fingerprint = tuple[tuple[Any, ...], list[Any]]
+
+
+def _same(old: _Fingerprint, new: _Fingerprint | None) -> bool:
+    if new is None:
+        return False
+    planned, key = new
+    old_planned, old_key = old
+    return planned == old_planned and len(old_key) == len(key) and all(map(operator.is_, old_key, key))
+
+
+def _fingerprint(operation: Operation, request: dict[str, Any]) -> _Fingerprint | None:
     """What a chat request's count depends on, to compare with an earlier request state: the
     values of the planned keys besides ``messages`` (tools and a ``tool_choice`` object by their
     content, ``marshal``: ~5 µs for eight tools, where a new plan renders them again), and every

@@ -52,7 +52,7 @@ Send = Callable[[Call], Awaitable[Any]]
 class _Layer:
     """A hook and the phases it defines, resolved once."""
 
-    __slots__ = ("after", "after_idle", "before", "hook", "index", "name", "span_current", "wrap")
+    __slots__ = ("after", "after_idle", "before", "custom", "hook", "index", "name", "span_current", "wrap")
 
     def __init__(self, hook: Hook, index: int) -> None:
         phases = defined_phases(hook)
@@ -65,6 +65,8 @@ class _Layer:
         # Asked before ``after`` runs, only of hooks that answer it (the built-ins).
         self.after_idle = hook._after_idle if type(hook)._after_idle is not Hook._after_idle else None
         self.span_current = bool(getattr(hook, "_span_current", True))
+        self.custom = not getattr(hook, "_edits_by_replacing", False)
+        """The hook may edit the request in place: its phases are custom code to the count memo."""
 
 
 class Chain:
@@ -130,6 +132,7 @@ class Chain:
         in its sync or async stream proxy (the call ends when that stream does).
         """
         span = tel.start_call_span(call) if tel.sdk_configured() else None
+        call._enter_chain()
         try:
             with tel.current(span):
                 if self._layers:
@@ -143,6 +146,8 @@ class Chain:
         except BaseException as error:
             self.finish_call(call, span, error=error)
             raise
+        finally:
+            call._leave_chain()
         if call.stream and _is_stream(response):
             return StreamRun(self, call, span, response)
         self.finish_call(call, span, response=response)
@@ -183,6 +188,8 @@ class Chain:
         deferred = not layer.span_current
         hook_span = tel.start_hook_span(layer.name, phase, deferred) if span is not None else None
         saved_request = dict(call.request)
+        if layer.custom:
+            call._enter_user_code()
         try:
             method = layer.hook.before if phase == "before" else layer.hook.on_send
             # Without a time budget the phase is awaited directly (one coroutine fewer per phase).
@@ -201,6 +208,8 @@ class Chain:
             call.request.update(saved_request)
             self._hook_failed(layer, phase, error, hook_span)
         finally:
+            if layer.custom:
+                call._leave_user_code()
             if hook_span is not None:
                 tel.end_hook_span(hook_span)
             self.hook_times.add(layer.name, phase, perf_counter_ns() - started)
@@ -209,6 +218,8 @@ class Chain:
         started = perf_counter_ns()
         deferred = not layer.span_current
         hook_span = tel.start_hook_span(layer.name, "after", deferred) if span is not None else None
+        if layer.custom:
+            call._enter_user_code()
         try:
             if hook_span is None:
                 result = await layer.hook.after(call, response)
@@ -225,6 +236,8 @@ class Chain:
             self._hook_failed(layer, "after", error, hook_span)
             return response
         finally:
+            if layer.custom:
+                call._leave_user_code()
             if hook_span is not None:
                 tel.end_hook_span(hook_span)
             self.hook_times.add(layer.name, "after", perf_counter_ns() - started)
@@ -263,6 +276,8 @@ class Chain:
             return result
 
         self.hook_times.add(layer.name, "wrap", 0)  # one run, however many segments
+        if layer.custom:
+            call._enter_user_code()  # for the whole wrap: its code runs around call_next
         segment.resume()
         try:
             if handed_over is None:
@@ -292,6 +307,8 @@ class Chain:
             return await self._dispatch(i + 1, call, send, span)
         finally:
             segment.pause()
+            if layer.custom:
+                call._leave_user_code()
 
     async def _within_budget(self, layer: _Layer, phase: str, awaitable: Awaitable[None]) -> None:
         """Await a ``before`` / ``on_send`` within ``hook_timeout`` (when set); over it is a

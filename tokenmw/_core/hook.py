@@ -36,6 +36,12 @@ class Hook:
     attach and detach (~4 µs a phase with an SDK) and reach their span through the call
     (``telemetry._spans.phase_span``)."""
 
+    _edits_by_replacing: ClassVar[bool] = False
+    """Whether the hook changes ``call.request`` only by assigning new top-level values (new lists
+    and dicts), never by editing an object of the request in place. The built-in hooks say True:
+    while only they run, the call's count memo checks the top-level values by identity instead
+    of fingerprinting every message (``Call._plan``). A custom hook is assumed to edit anything."""
+
     sync_fast_path: ClassVar[bool] = False
     """Set to True when the hook's async phases await nothing that needs a current asyncio Task
     (plain asyncio futures, ``asyncio.sleep``, ``asyncio.to_thread`` are fine; ``asyncio.timeout``,

@@ -48,6 +48,7 @@ class Compress(Hook):
     name = "compress"
     sync_fast_path = True
     _span_current = False
+    _edits_by_replacing = True
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Compress:
         # Reversible compression needs a ``wrap`` phase (the expansion loop); a phase a hook

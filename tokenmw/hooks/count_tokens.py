@@ -41,6 +41,7 @@ class CountTokens(Hook):
     name = "count_tokens"
     sync_fast_path = True
     _span_current = False
+    _edits_by_replacing = True
 
     def __init__(self, max_input_tokens: int | None = None) -> None:
         whole_number("max_input_tokens", max_input_tokens, 0, optional=True)

@@ -32,6 +32,7 @@ class Enhance(Hook):
     name = "enhance"
     sync_fast_path = True
     _span_current = False
+    _edits_by_replacing = True
 
     def __init__(self, max_words: int | None = None, instruction: str | None = None) -> None:
         whole_number("max_words", max_words, 1, optional=True)

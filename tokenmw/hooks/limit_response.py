@@ -110,6 +110,7 @@ class LimitResponse(Hook):
     name = "limit_response"
     sync_fast_path = True
     _span_current = False
+    _edits_by_replacing = True
 
     def __init__(
         self,

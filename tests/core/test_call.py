@@ -20,18 +20,23 @@ def _messages() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times a request was walked into a counting plan."""
+def _calls_to(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    """One entry per call of ``call_module.<name>`` from now on (the function still runs)."""
     made: list[int] = []
-    real = call_module.plan_request
+    real = getattr(call_module, name)
 
     def counting(*args: Any, **kwargs: Any) -> Any:
         made.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(call_module, "plan_request", counting)
+    monkeypatch.setattr(call_module, name, counting)
     return made
+
+
+@pytest.fixture
+def plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a request was walked into a counting plan."""
+    return _calls_to(monkeypatch, "plan_request")
 
 
 async def test_unchanged_request_is_planned_once(plans: list[int]) -> None:
@@ -152,15 +157,7 @@ class EditInPlace(Hook):
 @pytest.fixture
 def fingerprints(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many times a request was fingerprinted (every message compared by identity)."""
-    taken: list[int] = []
-    real = call_module._fingerprint
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        taken.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(call_module, "_fingerprint", counting)
-    return taken
+    return _calls_to(monkeypatch, "_fingerprint")
 
 
 async def _sent_count(hooks: list[Hook], messages: list[dict[str, Any]]) -> tuple[Call, int | None]:

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-__all__ = ["Capture", "capture"]
+__all__ = ["Capture", "capture", "sdk_on"]
 
 _DELTA: dict[type, AggregationTemporality] = {
     kind: AggregationTemporality.DELTA
@@ -88,6 +88,16 @@ def capture() -> Capture:
         metrics.set_meter_provider(_capture.meter_provider)
         assert trace.get_tracer_provider() is _capture.tracer_provider, "a tracer provider was set already"
     return _capture
+
+
+def sdk_on() -> None:
+    """An SDK configured for the process, and tokenmw aware of it: a test that drives a hook
+    method directly under its own provider's span gets the hook's notes on that span whatever
+    ran before it (without an SDK the built-in hooks note nothing)."""
+    from tokenmw.telemetry import _spans as tel
+
+    capture()
+    assert tel.sdk_configured()
 
 
 def walk(spans: list[ReadableSpan]) -> Iterator[tuple[ReadableSpan, ReadableSpan | None]]:

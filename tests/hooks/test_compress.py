@@ -20,6 +20,8 @@ from tokenmw._tokens.counting import count_request
 from tokenmw.hooks.compress import Compress
 from tokenmw.server import EmbeddedServer
 
+from .._otel import sdk_on
+
 DATA = Path(__file__).parents[1] / "data"
 
 
@@ -88,6 +90,7 @@ async def test_responses_request_is_compressed() -> None:
 
 
 async def test_span_carries_tokens_before_after_and_saved() -> None:
+    sdk_on()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -110,6 +113,7 @@ async def test_failed_check_sends_the_original_text_and_marks_the_span(
     clear_cache()
     # A broken rule that eats digits: the check catches it and the text goes out as it was.
     monkeypatch.setattr(text_module, "normalize_prose", lambda t, odd=True: t.replace("4", ""))
+    sdk_on()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

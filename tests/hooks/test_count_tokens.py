@@ -20,6 +20,7 @@ from tokenmw.hooks.count_tokens import CountTokens
 from tokenmw.server import EmbeddedServer
 
 from .._billed import server_billed
+from .._otel import sdk_on
 from ..conftest import MESSAGES
 
 LONG = "The quick brown fox jumps over the lazy dog. " * 40
@@ -104,6 +105,7 @@ def test_negative_budget_is_refused() -> None:
 
 
 async def test_on_send_annotates_the_current_span() -> None:
+    sdk_on()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -123,6 +125,7 @@ async def test_on_send_annotates_the_current_span() -> None:
 
 
 async def on_send_span(call: Call) -> dict[str, Any]:
+    sdk_on()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -15,6 +15,8 @@ from tokenmw import Call, Middleware
 from tokenmw.hooks.enhance import Enhance
 from tokenmw.server import EmbeddedServer
 
+from .._otel import sdk_on
+
 WORDS = "Answer in at most 150 words."
 
 
@@ -115,6 +117,7 @@ def test_constructor_rejects_bad_word_limits() -> None:
 
 
 async def test_span_records_the_added_tokens() -> None:
+    sdk_on()
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

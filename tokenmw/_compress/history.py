@@ -21,7 +21,7 @@ from .dedup import Deduper
 from .lines import LineIndex
 from .text import Compressed
 
-__all__ = ["Step", "clear_history", "next_step", "root"]
+__all__ = ["Step", "clear_history", "known_step", "next_step", "root"]
 
 
 class _Index:
@@ -37,7 +37,10 @@ class _Index:
 class Step:
     """One text of a request as sent, after the steps before it (never changed once made)."""
 
-    __slots__ = ("duplicates", "firsts", "index", "seen", "serial", "text", "texts")
+    __slots__ = (
+        "duplicates", "fallback", "firsts", "index", "refs", "seen", "serial", "tables", "text",
+        "texts", "truncated",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class Step:
         seen: int,
         firsts: int,
         texts: int,
+        compressed: Compressed | None = None,
     ) -> None:
         # A plain class: a frozen dataclass costs ~1.5 µs more per message in every request.
         self.serial = serial
@@ -58,6 +62,12 @@ class Step:
         self.firsts = firsts
         self.texts = texts
         """Sizes of the index after this step: what a continuation copies when it must."""
+        # What the text compressor reported, so a request that finds this step again needs no
+        # text-cache look-up (``known_step``); not the whole result, which holds the text twice.
+        self.fallback = compressed.fallback if compressed is not None else None
+        self.truncated = compressed.truncated if compressed is not None else False
+        self.tables = compressed.tables if compressed is not None else 0
+        self.refs = compressed.refs if compressed is not None else ()
 
 
 _serials = itertools.count(1)
@@ -78,6 +88,12 @@ def root(kind: str, level: str) -> Step:
         with _lock:
             found = _roots.setdefault(key, Step(next(_serials), "", 0, None, 0, 0, 0))
     return found
+
+
+def known_step(parent: Step, where: str | int, tool: bool, source: str) -> Step | None:
+    """The step for ``source`` at place ``where`` after ``parent`` if this prefix was seen before:
+    one look-up instead of compressing the text (even from its cache) and finding the step."""
+    return _steps.get((parent.serial, where, tool, source))
 
 
 def next_step(
@@ -104,7 +120,7 @@ def next_step(
         text, replaced = lines.apply(text, where, kind, code)
         step = Step(
             next(_serials), text, duplicates + replaced, index,
-            len(deduper._seen), len(lines.first), len(lines.texts),
+            len(deduper._seen), len(lines.first), len(lines.texts), compressed,
         )  # fmt: skip
         _remember(key, step)
         return step
@@ -126,6 +142,7 @@ def _extend(parent: Step, kind: str) -> _Index:
 def _remember(key: tuple[int, str | int, bool, str], step: Step) -> None:
     global _held_chars
     size = len(key[3]) + (len(step.text) if step.text is not key[3] else 0)
+    size += sum(len(original) for _, original in step.refs)  # reversible: the elided originals
     if len(_steps) >= MAX_STEPS or _held_chars + size > MAX_CHARS:
         _steps.clear()  # whole histories age together; the next turn rebuilds its own
         _held_chars = 0

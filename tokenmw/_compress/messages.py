@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import originals
-from .history import Step, next_step, root
+from .history import Step, known_step, next_step, root
 from .text import Level, compress_text
 
 __all__ = ["Report", "compress_chat", "compress_responses"]
@@ -55,19 +55,31 @@ class _Walker:
         self.report = Report()
 
     def text(self, text: str, where: str | int, tool: bool) -> str:
-        result = compress_text(text, self.level, tool=tool)
         report = self.report
         report.texts += 1
-        if result.fallback is not None:
-            report.fallbacks.append(result.fallback)
-        if result.truncated:
+        step = self.step
+        found = known_step(step, where, tool, text) if step is not None else None
+        if found is not None:
+            # An agent's history, re-sent: this text at this place after this prefix was
+            # compressed before, and its step says how (the usual case for all but the last turn).
+            originals.seen(found.refs)  # as a text-cache hit does
+            fallback, truncated, tables = found.fallback, found.truncated, found.tables
+            self.step = found
+            new = found.text
+            report.duplicates += found.duplicates
+        else:
+            result = compress_text(text, self.level, tool=tool)
+            fallback, truncated, tables = result.fallback, result.truncated, result.tables
+            new = result.text
+            if step is not None:
+                self.step = step = next_step(step, result, text, where, tool, self.kind)
+                new = step.text
+                report.duplicates += step.duplicates
+        if fallback is not None:
+            report.fallbacks.append(fallback)
+        if truncated:
             report.truncated += 1
-        report.tables += result.tables
-        new = result.text
-        if self.step is not None:
-            self.step = next_step(self.step, result, text, where, tool, self.kind)
-            new = self.step.text
-            report.duplicates += self.step.duplicates
+        report.tables += tables
         if new != text:
             report.changed += 1
             return new

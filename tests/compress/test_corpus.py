@@ -267,3 +267,21 @@ async def test_savings_reach_the_targets() -> None:
     assert _saving(CORPUS, "aggressive", results) >= 0.30
     assert all(results[f"{p.name}:safe"] <= results[f"{p.name}:before"] for p in CORPUS)
     assert all(results[f"{p.name}:aggressive"] <= results[f"{p.name}:safe"] for p in CORPUS)
+
+
+@pytest.mark.parametrize("level", ["safe", "aggressive"])
+async def test_a_resent_request_reports_what_its_first_send_did(level: str) -> None:
+    # The second send finds every message's remembered step (no text-cache look-up): the bytes
+    # and the report (changes, fallbacks, duplicates, truncations, tables) must be the first's.
+    for path in CORPUS:
+        body, operation = load(path)
+        clear_cache()
+        reports = []
+        sent = []
+        for _ in range(2):
+            call = Call(copy.deepcopy(body), operation)  # type: ignore[arg-type]
+            await Compress(level=level, min_tokens=0).before(call)  # type: ignore[arg-type]
+            sent.append(call.request)
+            reports.append(call.state["compress"])
+        assert sent[1] == sent[0], path.name
+        assert reports[1] == reports[0], path.name

@@ -138,18 +138,9 @@ class _SyncWrapped(_Wrapped):
         if operation is None:
             return super().post(path, *args, **kwargs)  # type: ignore[misc]
         request = _Request(self, operation, path, args, kwargs)
-        chains = self._tokenmw_chains
-        send = functools.partial(self._tokenmw_base.post, self, path, *args)
-
-        async def through(i: int, body: dict[str, Any]) -> Any:
-            if i == len(chains):
-                return request.opened(call_blocking(send, **request.post_kwargs(body)), body)
-            result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
-            return request.proxied(result, SyncStreamProxy)
-
-        fast = all(chain.sync_fast_path for chain in chains)
+        fast = all(chain.sync_fast_path for chain in request.chains)
         try:
-            return request.returned(run_sync(through(0, request.body), fast=fast))
+            return request.returned(run_sync(_through_sync(request, 0, request.body), fast=fast))
         except TokenBudgetExceeded as refused:
             raise _as_api_error(refused, self, path) from None
 
@@ -160,20 +151,42 @@ class _AsyncWrapped(_Wrapped):
         if operation is None:
             return await super().post(path, *args, **kwargs)  # type: ignore[misc]
         request = _Request(self, operation, path, args, kwargs)
-        chains = self._tokenmw_chains
-        send = functools.partial(self._tokenmw_base.post, self, path, *args)
-
-        async def through(i: int, body: dict[str, Any]) -> Any:
-            if i == len(chains):
-                result = request.opened(await send(**request.post_kwargs(body)), body)
-                return await result if inspect.isawaitable(result) else result
-            result = await chains[i].run(request.call(body), lambda call: through(i + 1, call.request))
-            return request.proxied(result, AsyncStreamProxy)
-
         try:
-            return request.returned(await through(0, request.body))
+            return request.returned(await _through_async(request, 0, request.body))
         except TokenBudgetExceeded as refused:
             raise _as_api_error(refused, self, path) from None
+
+
+# The chains, outermost first, then the client's own ``post``. Module functions, not closures in
+# ``post``: a closure that calls itself is a reference cycle, and each call's request, body and
+# options would then wait for the garbage collector instead of being freed when the call returns
+# (16 objects a call, a collection every ~40 calls).
+async def _through_sync(request: _Request, i: int, body: dict[str, Any]) -> Any:
+    if i == len(request.chains):
+        client = request.client
+        send = functools.partial(client._tokenmw_base.post, client, request.path, *request.args)
+        return request.opened(call_blocking(send, **request.post_kwargs(body)), body)
+    result = await request.chains[i].run(request.call(body), functools.partial(_next_sync, request, i + 1))
+    return request.proxied(result, SyncStreamProxy)
+
+
+def _next_sync(request: _Request, i: int, call: Call) -> Any:
+    return _through_sync(request, i, call.request)
+
+
+async def _through_async(request: _Request, i: int, body: dict[str, Any]) -> Any:
+    if i == len(request.chains):
+        client = request.client
+        post = client._tokenmw_base.post
+        sent = await post(client, request.path, *request.args, **request.post_kwargs(body))
+        result = request.opened(sent, body)
+        return await result if inspect.isawaitable(result) else result
+    result = await request.chains[i].run(request.call(body), functools.partial(_next_async, request, i + 1))
+    return request.proxied(result, AsyncStreamProxy)
+
+
+def _next_async(request: _Request, i: int, call: Call) -> Any:
+    return _through_async(request, i, call.request)
 
 
 _classes: dict[type, type] = {}
@@ -264,13 +277,20 @@ def _raw_mode(options: Mapping[str, Any]) -> str | None:
 class _Request:
     """One intercepted POST: the body the chain sees, how it is sent, and what the caller gets."""
 
-    __slots__ = ("body", "client", "kwargs", "mode", "operation", "options", "proxies", "raw")
+    __slots__ = (
+        "args", "body", "chains", "client", "kwargs", "mode", "operation", "options", "path",
+        "proxies", "raw",
+    )  # fmt: skip
 
     def __init__(
         self, client: Any, operation: Operation, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> None:
         self.client = client
+        self.chains: tuple[Middleware, ...] = client._tokenmw_chains
+        """The chains to run, outermost first (``_through_async``, ``_through_sync``)."""
         self.operation: Operation = operation
+        self.path = path
+        self.args = args
         self.kwargs = kwargs
         options = dict(kwargs.get("options") or {})
         body: dict[str, Any] = dict(kwargs["body"])

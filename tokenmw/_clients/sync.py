@@ -118,6 +118,12 @@ class _Handoff:
             if self.cancelled:
                 task.cancel()
 
+    def detach(self) -> None:
+        """The call is over: forget its task (the task's context holds this handoff, so keeping
+        the task would make a reference cycle of every handed-off call)."""
+        with self._lock:
+            self.loop = self.task = None
+
     def cancel(self) -> None:
         with self._lock:
             self.cancelled = True
@@ -138,6 +144,7 @@ def _run_handed_off(handoff: _Handoff, coro: Coroutine[Any, Any, T]) -> T:
         handoff.attach(loop, task)
         return _complete(loop, task)
     finally:
+        handoff.detach()
         holder.busy = False
 
 
@@ -179,13 +186,7 @@ def _complete(loop: asyncio.AbstractEventLoop, task: asyncio.Task[T]) -> T:
     # (``to_thread``, the count pool) is queued before the loop's wake-up byte is written, so if
     # that byte never arrives (seen under Python 3.10 in the full test suite; cause not found) the
     # next tick still runs it instead of the call hanging for good.
-    tick: asyncio.TimerHandle | None = None
-
-    def beat() -> None:
-        nonlocal tick
-        tick = loop.call_later(_HEARTBEAT, beat)
-
-    beat()
+    heartbeat = _Heartbeat(loop)
     try:
         return loop.run_until_complete(task)
     except BaseException:
@@ -195,11 +196,27 @@ def _complete(loop: asyncio.AbstractEventLoop, task: asyncio.Task[T]) -> T:
                 loop.run_until_complete(task)
         raise
     finally:
-        if tick is not None:
-            tick.cancel()
+        heartbeat.stop()
 
 
 _HEARTBEAT = 0.05
+
+
+class _Heartbeat:
+    """A loop wake-up every ``_HEARTBEAT`` seconds until stopped. A class, not a closure that
+    schedules itself: that is a reference cycle per call, left for the garbage collector."""
+
+    __slots__ = ("handle", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.handle = loop.call_later(_HEARTBEAT, self.beat)
+
+    def beat(self) -> None:
+        self.handle = self.loop.call_later(_HEARTBEAT, self.beat)
+
+    def stop(self) -> None:
+        self.handle.cancel()  # a cancelled handle drops its callback: nothing refers back here
 
 
 async def _resume(coro: Coroutine[Any, Any, T], awaited: Any) -> T:

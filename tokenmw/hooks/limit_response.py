@@ -215,10 +215,11 @@ class LimitResponse(Hook):
         plan: LimitPlan | None = call.state.get(_STATE)
         if plan is None:
             return
+        stream, plan.stream = plan.stream, None  # the stream refers to its plan: no cycle left
         span = trace.get_current_span()  # the call span
         if not span.is_recording():
             return
-        produced = plan.stream.produced() if plan.stream is not None else None
+        produced = stream.produced() if stream is not None else None
         _annotate(span, plan.limit, produced, plan.truncated, plan.skipped)
 
 

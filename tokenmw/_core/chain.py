@@ -154,33 +154,51 @@ class Chain:
         return response
 
     async def _dispatch(self, i: int, call: Call, send: Send, span: Span | None) -> Any:
-        if i == len(self._layers):
-            for layer in self._send_hooks:
-                await self._run_phase(layer, "on_send", call, span)
-            if i and not call.blocking and (
-                perf_counter_ns() - call._hooks_started > HOOK_STEP_NS
-                or call._original_chars() > LARGE_REQUEST_CHARS
-            ):
-                # Hand the loop back once between the hooks' work and the client's own (building
-                # and sending the request): each holds the loop for less, other tasks run between.
-                await asyncio.sleep(0)
-            response = await send(call)
-            call.usage.requests += 1
-            if not call.stream:
-                # Usage as billed, read where the model answered: a cache hook's short-circuit
-                # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
-                # Added per response: a wrap hook that sends twice (retry, hedge) billed twice.
-                call.usage.record_response(response)
-            return response
-        layer = self._layers[i]
-        if layer.before:
-            await self._run_phase(layer, "before", call, span)
-        if layer.wrap:
-            response = await self._run_wrap(layer, i, call, send, span)
+        """Layers ``i`` onwards around the model call. A loop, not one coroutine per layer, up to
+        the first ``wrap`` layer (which runs the rest inside its ``call_next``): every time the
+        send waits on the network, each coroutine between it and the loop is resumed."""
+        layers = self._layers
+        last = i
+        wrapper: _Layer | None = None
+        for last in range(i, len(layers)):
+            layer = layers[last]
+            if layer.before:
+                await self._run_phase(layer, "before", call, span)
+            if layer.wrap:
+                wrapper = layer
+                break
         else:
-            response = await self._dispatch(i + 1, call, send, span)
-        if layer.after and not call.stream and not (layer.after_idle and layer.after_idle(call, response)):
-            response = await self._run_after(layer, call, response, span)
+            last = len(layers) - 1
+        if wrapper is not None:
+            response = await self._run_wrap(wrapper, last, call, send, span)
+        else:
+            response = await self._centre(call, send, span)
+        for k in range(last, i - 1, -1):
+            layer = layers[k]
+            if layer.after and not call.stream:
+                idle = layer.after_idle
+                if idle is None or not idle(call, response):
+                    response = await self._run_after(layer, call, response, span)
+        return response
+
+    async def _centre(self, call: Call, send: Send, span: Span | None) -> Any:
+        """``on_send`` of every hook on the request as it goes out, then the model call."""
+        for layer in self._send_hooks:
+            await self._run_phase(layer, "on_send", call, span)
+        if self._layers and not call.blocking and (
+            perf_counter_ns() - call._hooks_started > HOOK_STEP_NS
+            or call._original_chars() > LARGE_REQUEST_CHARS
+        ):
+            # Hand the loop back once between the hooks' work and the client's own (building
+            # and sending the request): each holds the loop for less, other tasks run between.
+            await asyncio.sleep(0)
+        response = await send(call)
+        call.usage.requests += 1
+        if not call.stream:
+            # Usage as billed, read where the model answered: a cache hook's short-circuit
+            # bills nothing, and an ``after`` hook's rewrite does not change what was billed.
+            # Added per response: a wrap hook that sends twice (retry, hedge) billed twice.
+            call.usage.record_response(response)
         return response
 
     async def _run_phase(self, layer: _Layer, phase: str, call: Call, span: Span | None) -> None:

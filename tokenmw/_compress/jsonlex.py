@@ -34,9 +34,15 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # Two patterns, each opening with a literal the regex engine can skip ahead to.
 _EMBEDDED_STARTS = (re.compile(r'\{"'), re.compile(r'\[[ \t]*[{\["]'))
 # Tokens for the independent check: strings (perhaps left open by the cut), punctuation, and any
-# other run of non-space characters.
+# other run of non-space characters. Every non-space character starts one, so what lies between two
+# tokens is only whitespace: the leading ``\s*`` takes it in the same match (the group is the token)
+# instead of one failed attempt per character of indentation (~30% of the check's time).
 _CHECK_TOKEN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
-_PUNCT = frozenset('"{}[],:')
+_CHECK_TOKEN_AFTER_SPACE = re.compile(rf"\s*({_CHECK_TOKEN.pattern})")
+# No token holds a line break, so tokens joined by one are one per line, and a line is a bare token
+# (a number, literal or other run) exactly when it starts with none of ``"{}[],:``: two bare tokens
+# in a row are two such lines in a row.
+_BARE_PAIR = re.compile(r'\n[^"{}\[\],:\n][^\n]*\n[^"{}\[\],:\n]')
 
 
 class Lexed:
@@ -152,16 +158,10 @@ def same_tokens(raw: str, compact: str) -> bool:
     them: the check run on every token-level compaction, by another route (a regex tokenizer)
     than the quote split that compacted it. Two bare tokens in a row (``1 2``) would run
     together into one (``12``): that fails too."""
-    tokens = _CHECK_TOKEN.findall(raw)
-    if "".join(tokens) != compact:
+    # Trailing whitespace would cost the space-skipping pattern a retry per character (quadratic):
+    # the plain tokenizer then, which finds the same tokens.
+    pattern = _CHECK_TOKEN if raw[-1:].isspace() else _CHECK_TOKEN_AFTER_SPACE
+    lines = "\n".join(pattern.findall(raw))
+    if lines.replace("\n", "") != compact:
         return False
-    punct = _PUNCT
-    bare = False
-    for token in tokens:
-        if token[0] in punct:
-            bare = False
-        elif bare:
-            return False
-        else:
-            bare = True
-    return True
+    return _BARE_PAIR.search(f"\n{lines}") is None

@@ -8,7 +8,6 @@ costs one dictionary lookup.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -305,7 +304,7 @@ def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Co
         return result
     try:
         result = _rewrite(text, level, tool)
-        if result.changed and _ODD_CHAR.search(text) is not None:
+        if result.changed and _has_odd_chars(text):
             # Once a non-breaking or zero-width character is normalised away, text around it
             # can read as JSON or a code fence that it did not before: one more pass makes the
             # result a fixed point (compress(compress(x)) == compress(x)).
@@ -332,7 +331,7 @@ def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
     with originals.collecting() as found:
         try:
             result = _rewrite(text, level, tool)
-            if result.changed and _ODD_CHAR.search(text) is not None:
+            if result.changed and _has_odd_chars(text):
                 again = _rewrite(result.text, level, tool)
                 if again.changed and again.fallback is None:
                     result = replace(again, truncated=again.truncated or result.truncated)
@@ -346,7 +345,11 @@ def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
     return result
 
 
-_ODD_CHAR = re.compile("[\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff]")
+def _has_odd_chars(text: str) -> bool:
+    """Whether ``text`` holds a non-breaking or zero-width character (U+00A0, U+00AD,
+    U+2000-U+200B, U+202F, U+2060, U+FEFF): asked of the encoded text, as ``_rewrite`` does,
+    because a str regex over a 5 KB text costs ~20 µs and ASCII needs no look at all."""
+    return not text.isascii() and has_odd_chars(text.encode("utf-8", "surrogatepass"))
 
 
 def _remember(cache: dict[str, Compressed], text: str, result: Compressed) -> None:

@@ -40,6 +40,9 @@ _HINTS = (
     "def ", "import ", "return ", "{\n", ";\n", "\n}", "):\n", "=>", "@@ ", "function", "#include",
     "1\t", "1→", " = ", ":\n    ", ":\n\t",
 )  # fmt: skip
+# Each hint with the rarest character it holds (if any): a one-character search (memchr, ~0.1 µs on
+# 3 KB) rules most hints out for prose, where a search for the hint itself takes ~3 µs.
+_GATED_HINTS = tuple((next((c for c in "\t→#@;{}()=:" if c in hint), ""), hint) for hint in _HINTS)
 SAMPLE_CHARS = 3_000
 """Only the start of a long text is classified: the kind of a file shows in its first lines."""
 
@@ -48,7 +51,7 @@ def looks_like_code(text: str) -> bool:
     """Whether at least a third of the non-blank lines (and two or more) look like code."""
     if len(text) > SAMPLE_CHARS:
         text = text[: text.rfind("\n", 0, SAMPLE_CHARS) + 1 or SAMPLE_CHARS]
-    if not any(hint in text for hint in _HINTS):
+    if not any(gate in text and hint in text for gate, hint in _GATED_HINTS):
         return False
     first = _CODE_LINE.match(text)
     if first is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from .jsoncompact import parse_exact
 from .jsonlex import Lexed, same_tokens
-from .protect import Regions, fence_spans
+from .protect import Regions, fence_spans, has_fence_marks
 from .tables import Table, parse
 
 __all__ = ["check"]
@@ -43,9 +43,7 @@ def check(
     (each replaced by a marker). ``fences``: the fenced blocks as they must come out, when a rule
     rewrote some (aggressive log fences); else those of ``original``, byte for byte.
     """
-    if ("```" in original or "~~~" in original) and (
-        _fences(original) if fences is None else fences
-    ) != _fences(result):
+    if has_fence_marks(original) and (_fences(original) if fences is None else fences) != _fences(result):
         return "code block"
     if not regions.all_restored_once():
         return "protected region"

@@ -34,15 +34,18 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # Two patterns, each opening with a literal the regex engine can skip ahead to.
 _EMBEDDED_STARTS = (re.compile(r'\{"'), re.compile(r'\[[ \t]*[{\["]'))
 # Tokens for the independent check: strings (perhaps left open by the cut), punctuation, and any
-# other run of non-space characters. Every non-space character starts one, so what lies between two
-# tokens is only whitespace: the leading ``\s*`` takes it in the same match (the group is the token)
-# instead of one failed attempt per character of indentation (~30% of the check's time).
+# other run of non-space characters.
 _CHECK_TOKEN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')
-_CHECK_TOKEN_AFTER_SPACE = re.compile(rf"\s*({_CHECK_TOKEN.pattern})")
-# No token holds a line break, so tokens joined by one are one per line, and a line is a bare token
-# (a number, literal or other run) exactly when it starts with none of ``"{}[],:``: two bare tokens
-# in a row are two such lines in a row.
-_BARE_PAIR = re.compile(r'\n[^"{}\[\],:\n][^\n]*\n[^"{}\[\],:\n]')
+# The same tokens, matched with the whitespace before them and the punctuation right after them
+# (``"id":``, ``},``), as the group: every non-space character starts a token, so what lies between
+# two is whitespace only, and each punctuation character is a token of its own. Half the matches
+# and no failed attempt per character of indentation: ~2x faster than ``_CHECK_TOKEN.findall``.
+_CHECK_UNIT = re.compile(rf"\s*((?:{_CHECK_TOKEN.pattern})[{{}}\[\],:]*)")
+# No token holds a line break, so units joined by one are one per line; a unit ends with a bare
+# token (a number, literal or other run) exactly when it holds none of ``"{}[],:`` (a bare token
+# holds none, and any other token starts with one), and starts with one exactly when it does not
+# start with one of them: two bare tokens in a row are such a pair of lines.
+_BARE_PAIR = re.compile(r'\n[^"{}\[\],:\n]+\n[^"{}\[\],:\n]')
 
 
 class Lexed:
@@ -158,10 +161,10 @@ def same_tokens(raw: str, compact: str) -> bool:
     them: the check run on every token-level compaction, by another route (a regex tokenizer)
     than the quote split that compacted it. Two bare tokens in a row (``1 2``) would run
     together into one (``12``): that fails too."""
-    # Trailing whitespace would cost the space-skipping pattern a retry per character (quadratic):
-    # the plain tokenizer then, which finds the same tokens.
-    pattern = _CHECK_TOKEN if raw[-1:].isspace() else _CHECK_TOKEN_AFTER_SPACE
-    lines = "\n".join(pattern.findall(raw))
+    # Trailing whitespace would cost ``_CHECK_UNIT`` a retry per character (quadratic): the plain
+    # tokens then, which join the same way.
+    units = (_CHECK_TOKEN if raw[-1:].isspace() else _CHECK_UNIT).findall(raw)
+    lines = "\n".join(units)
     if lines.replace("\n", "") != compact:
         return False
     return _BARE_PAIR.search(f"\n{lines}") is None

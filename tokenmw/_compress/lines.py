@@ -191,7 +191,7 @@ class LineIndex:
 def _keys(text: str, lines: list[str], code: bool | None) -> list[str | None] | None:
     """Each line as matched (quote prefix off), ``None`` for lines never matched
     (inside fences, markers); ``None`` for the whole text when it looks like source code."""
-    fences = fence_spans(text) if "```" in text or "~~~" in text else []
+    fences = fence_spans(text)
     if code:
         return None
     if code is None:

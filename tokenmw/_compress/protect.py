@@ -17,6 +17,7 @@ __all__ = [
     "PLACEHOLDER_BASE",
     "Regions",
     "fence_spans",
+    "has_fence_marks",
     "has_placeholder_chars",
     "indented_code_spans",
     "inline_code_spans",
@@ -78,9 +79,15 @@ def has_placeholder_chars(text: str, utf8: bytes | None = None) -> bool:
     return _PLACEHOLDER.search(text) is not None
 
 
+def has_fence_marks(text: str) -> bool:
+    """Whether ``text`` holds a run of three backticks or tildes (a fence, perhaps). One-character
+    searches first: memchr takes ~0.1 µs on 5 KB, a three-character search ~5 µs."""
+    return ("`" in text and "```" in text) or ("~" in text and "~~~" in text)
+
+
 def fence_spans(text: str) -> list[tuple[int, int]]:
     """``(start, end)`` of each fenced code block, fences included; an unclosed one runs to the end."""
-    if "```" not in text and "~~~" not in text:
+    if not has_fence_marks(text):
         return []
     spans: list[tuple[int, int]] = []
     pos = 0

@@ -26,6 +26,10 @@ _RULE_CELL = re.compile(r"[ \t]*(:?)-+(:?)[ \t]*")
 
 def has_odd_chars(utf8: bytes) -> bool:
     """Whether a text (given UTF-8 encoded) holds a character the invisible/odd-space rules change."""
+    # Each starts with one of three lead bytes: three memchr scans rule most texts out in ~0.5 µs
+    # (the regex takes ~3 ns a byte).
+    if b"\xc2" not in utf8 and b"\xe2" not in utf8 and b"\xef" not in utf8:
+        return False
     return _ODD_UTF8.search(utf8) is not None
 
 

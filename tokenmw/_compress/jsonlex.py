@@ -24,8 +24,10 @@ __all__ = ["Lexed", "embedded_blocks", "lex_at", "lex_stretch", "same_tokens"]
 # Unrolled: ~3x faster than ``(?:[^"\\]|\\.)*`` on long outputs (and no 3.11-only syntax).
 _STRING_BODY = r'[^"\\\n]*(?:\\.[^"\\\n]*)*'
 _LITERAL = r"-?\d[\d.eE+\-]*|true|false|null"
-# One C-level match finds the whole stretch of tokens, whitespace between them included.
-_STRETCH = re.compile(rf'(?:[ \t\r\n]*(?:"{_STRING_BODY}"|[{{}}\[\],:]|{_LITERAL}))+')
+# One C-level match finds the whole stretch of tokens, whitespace between them included. The
+# punctuation right after a token is taken in the same repetition (``"id":``, ``},``): the same
+# tokens and end, with ~12% less work per repetition.
+_STRETCH = re.compile(rf'(?:[ \t\r\n]*(?:"{_STRING_BODY}"|[{{}}\[\],:]|{_LITERAL})[{{}}\[\],:]*)+')
 # A string the cut left open: a quote, then the rest of the line.
 _OPEN_STRING = re.compile(rf'[ \t\r\n]*"{_STRING_BODY}(?=\n|\Z)')
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -62,47 +64,67 @@ class Lexed:
 
 def _compact(raw: str) -> str:
     """``raw`` without whitespace outside strings (split at the quotes, as ``jsoncompact`` does)."""
-    parts = raw.split('"')
-    if '\\"' in raw:
-        parts = _rejoin_escaped(parts)
+    return _compact_parts(_split_strings(raw, 0, len(raw)))
+
+
+def _compact_parts(parts: list[str]) -> str:
+    """``_compact`` of the text split at its quotes as ``parts`` (escaped quotes rejoined; the
+    list is changed in place)."""
     parts[::2] = "\0".join(parts[::2]).translate(_DELETE_WHITESPACE).split("\0")
     return '"'.join(parts)
 
 
-def _stretch(text: str, start: int) -> tuple[int, bool]:
+def _stretch(text: str, start: int) -> tuple[int, bool, list[str] | None]:
     """The end of the JSON tokens starting at ``text[start]`` (a bracket), stopping after the
-    bracket that closes the first one, or ``start`` when there is nothing to compact; and whether
-    that bracket was found (a whole document, not one cut short)."""
+    bracket that closes the first one, or ``start`` when there is nothing to compact; whether
+    that bracket was found (a whole document, not one cut short); and, when at hand, the stretch
+    split at its quotes as ``_split_strings`` splits it (``None``: split it again)."""
     m = _STRETCH.match(text, start)
     if m is None:
-        return start, False
+        return start, False, None
     end = m.end()
     # Brackets outside strings are the document's. More openings than closings: it never closes
     # (cut), no need to walk them; else walk them in the stretch with strings blanked out.
     parts = _split_strings(text, start, end)
-    inner = "\0".join(parts[1::2])
-    opens = text.count("{", start, end) + text.count("[", start, end) - inner.count("{") - inner.count("[")
-    closes = text.count("}", start, end) + text.count("]", start, end) - inner.count("}") - inner.count("]")
+    # The parts outside strings, counted: the same as counting the stretch and taking away what
+    # the strings hold, with half the characters to count.
+    outside = "\0".join(parts[::2])
+    opens = outside.count("{") + outside.count("[")
+    closes = outside.count("}") + outside.count("]")
     if opens <= closes:
+        blanked = parts.copy()
         if parts[1::2]:
-            parts[1::2] = inner.translate(_NO_BRACKETS).split("\0")
-        skeleton = '"'.join(parts)
+            blanked[1::2] = "\0".join(parts[1::2]).translate(_NO_BRACKETS).split("\0")
+        skeleton = '"'.join(blanked)
         depth = 0
         for b in _BRACKET.finditer(skeleton):
             depth += 1 if b.group() in "[{" else -1
             if depth == 0:
-                return start + b.end(), True
+                return start + b.end(), True, None
     tail = _OPEN_STRING.match(text, end)
     if tail is not None:
+        # Whitespace, a quote and the rest of the line: one more part after the last (which is
+        # outside strings: the stretch ends with a token, never with a backslash), unless the
+        # string holds an escape (then split it all again).
+        rest = text[end : tail.end()]
+        if "\\" in rest:
+            return tail.end(), False, None
+        space, body = rest.split('"')
+        parts[-1] += space
+        parts.append(body)
         end = tail.end()
-    return end, False
+    return end, False, parts
 
 
 _NO_BRACKETS = str.maketrans("[]{}", "    ")
 
 
 def _split_strings(text: str, start: int, end: int) -> list[str]:
+    """``text[start:end]`` split at its quotes, escaped ones rejoined (the backslash looked for
+    first: one character is a much faster search)."""
     parts = text[start:end].split('"')
+    if text.find("\\", start, end) < 0:
+        return parts
     return _rejoin_escaped(parts) if '\\"' in text[start:end] else parts
 
 
@@ -118,11 +140,11 @@ def lex_stretch(segment: str, start: int) -> tuple[int, tuple[Lexed, str] | None
     a later start inside that stretch lexes a part of it, with nothing to compact either, so a
     caller skips to the end (else ``[[[[...]]]]`` re-lexes the rest at every bracket: 40 KB of
     brackets took 36 s)."""
-    end, closed = _stretch(segment, start)
+    end, closed, parts = _stretch(segment, start)
     if end <= start:
         return start, None
     raw = segment[start:end]
-    compact = _compact(raw)
+    compact = _compact(raw) if parts is None else _compact_parts(parts)
     if compact == raw or (":" not in raw and "," not in raw):
         return end, None
     return end, (Lexed(raw, closed), compact)

@@ -13,6 +13,9 @@ __all__ = ["is_code_line", "looks_like_code"]
 
 # One alternative per family of tell-tale line; keywords are lowercase so prose sentences
 # ("If you...", "For example") do not match. An optional "12\t" / "12→" prefix covers `cat -n` views.
+# A line ending with ``;``, a brace or ``(`` is one alternative per character: backing off a ``.*``
+# to a literal is a tight loop in the regex engine, to a character class a step per character
+# (the one alternative took most of the time on prose).
 _CODE_LINE_BODY = r"""[ \t]*(?:\d+(?:\t|→|\ \|)[ \t]*)?(?:
         (?:async\ )?def\ \w+\s*\(.*
       | class\ \w+.*:[ \t]*$
@@ -24,7 +27,7 @@ _CODE_LINE_BODY = r"""[ \t]*(?:\d+(?:\t|→|\ \|)[ \t]*)?(?:
       | @[A-Za-z_][\w.]*(?:\(.*)?[ \t]*$
       | [A-Za-z_][\w.]*(?:\[[^\]\n]*\])?\s*(?:[-+*/%|&^]|//|\*\*|<<|>>)?=(?!=)\s*\S.*
       | [)\]}].*
-      | .*[;{}(][ \t]*$
+      | .*;[ \t]*$ | .*\{[ \t]*$ | .*\}[ \t]*$ | .*\([ \t]*$
     )"""
 _CODE_LINE = re.compile(f"^{_CODE_LINE_BODY}", re.M | re.X)
 # The same from the line break before a line: a pattern opening with a literal lets the regex

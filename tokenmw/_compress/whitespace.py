@@ -16,7 +16,10 @@ _ODD_SPACE = re.compile("[\u00a0\u2000-\u200a\u202f]")
 # The same characters in UTF-8: a bytes regex scans ~5x faster than a str one.
 _ODD_UTF8 = re.compile(rb"\xc2[\xa0\xad]|\xe2\x80[\x80-\x8b\xaf]|\xe2\x81\xa0|\xef\xbb\xbf")
 _CRLF = re.compile(r"\r\n")
-_INNER_SPACES = re.compile("  +")  # literal first: the engine skips to candidates
+# A run of two or more spaces after anything but a line start, a tab or a space: the start of a
+# run inside a line (a run at a line start or after a tab is indentation or alignment, kept). The
+# literal first lets the engine skip to candidates, and a plain replacement keeps the work in C.
+_INNER_SPACES = re.compile(r" (?<=[^\n\t ] ) +")
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n){2,}")
 _LEADING_BLANK = re.compile(r"\A(?:[ \t]*\n)+")
 # A markdown table delimiter row with two or more cells: | :---- | ----: |
@@ -31,12 +34,6 @@ def has_odd_chars(utf8: bytes) -> bool:
     if b"\xc2" not in utf8 and b"\xe2" not in utf8 and b"\xef" not in utf8:
         return False
     return _ODD_UTF8.search(utf8) is not None
-
-
-def _one_space(m: re.Match[str]) -> str:
-    # A run right after a line start or a tab is indentation or alignment: kept.
-    start = m.start()
-    return m.group() if start == 0 or m.string[start - 1] in "\n\t" else " "
 
 
 def _short_rule(m: re.Match[str]) -> str:
@@ -85,7 +82,7 @@ def normalize_prose(text: str, odd_chars: bool = True) -> str:
     if "\r\n" in text:
         text = _CRLF.sub("\n", text)
     if "  " in text:
-        text = _INNER_SPACES.sub(_one_space, text)
+        text = _INNER_SPACES.sub(" ", text)
     if " \n" in text or "\t\n" in text:
         # Line by line beats a multiline regex here: the regex engine tries every position.
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")])

@@ -105,7 +105,10 @@ def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
 
 # **bold** and __bold__ around a word or phrase on one line; not inside words (snake__case), not
 # list bullets or rules (`* item`, `***`).
-_EMPHASIS = re.compile(r"(?<![\w*_\\])(\*\*|__)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
+# The delimiter first, the character before it looked at after (``..`` steps back over it): a
+# pattern opening with a lookbehind is tried at every character, one opening with ``**|__`` only
+# where one of them is (~3x faster).
+_EMPHASIS = re.compile(r"(\*\*|__)(?<![\w*_\\]..)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
 
 
 def strip_emphasis(text: str) -> str:

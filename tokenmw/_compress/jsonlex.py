@@ -186,7 +186,6 @@ def same_tokens(raw: str, compact: str) -> bool:
     # Trailing whitespace would cost ``_CHECK_UNIT`` a retry per character (quadratic): the plain
     # tokens then, which join the same way.
     units = (_CHECK_TOKEN if raw[-1:].isspace() else _CHECK_UNIT).findall(raw)
-    lines = "\n".join(units)
-    if lines.replace("\n", "") != compact:
+    if "".join(units) != compact:
         return False
-    return _BARE_PAIR.search(f"\n{lines}") is None
+    return _BARE_PAIR.search("\n" + "\n".join(units)) is None

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from .whitespace import has_odd_chars
+
 __all__ = [
     "PLACEHOLDER_BASE",
     "Regions",
@@ -60,8 +62,8 @@ _QUOTED = re.compile(f"{_DOUBLE_QUOTED.pattern}|'{_STRING_BODY.format(q=chr(39))
 # spaces) count like a run: inside quotes they are part of the exact string.
 _ODD = "\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff"
 _QUOTE_THEN_RUN = re.compile(f"[\"'][^\\n\"']*(?:  |[{_ODD}])")
-# The same for ASCII text (no odd characters): backing off to a literal is a tight loop in the
-# regex engine, to an alternative a step per character (~5x slower over prose full of quotes).
+# The same for text without odd characters: backing off to a literal is a tight loop in the regex
+# engine, to an alternative a step per character (~5x slower over prose full of quotes).
 _QUOTE_THEN_SPACES = re.compile("[\"'][^\\n\"']*  ")
 _CHANGEABLE = re.compile(f"  |[{_ODD}]")
 
@@ -171,7 +173,8 @@ def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tu
     if '"' not in text and "'" not in text:
         return spans
     pos = 0
-    quote_then_run = _QUOTE_THEN_SPACES if text.isascii() else _QUOTE_THEN_RUN
+    odd = not text.isascii() and has_odd_chars(text.encode("utf-8", "surrogatepass"))
+    quote_then_run = _QUOTE_THEN_RUN if odd else _QUOTE_THEN_SPACES
     while (hit := quote_then_run.search(text, pos)) is not None:
         # Quoted strings never span lines: the line holding the hit is read from its start.
         line = text.rfind("\n", 0, hit.start()) + 1

@@ -18,8 +18,9 @@ _ODD_UTF8 = re.compile(rb"\xc2[\xa0\xad]|\xe2\x80[\x80-\x8b\xaf]|\xe2\x81\xa0|\x
 _CRLF = re.compile(r"\r\n")
 # A run of two or more spaces after anything but a line start, a tab or a space: the start of a
 # run inside a line (a run at a line start or after a tab is indentation or alignment, kept). The
-# literal first lets the engine skip to candidates, and a plain replacement keeps the work in C.
-_INNER_SPACES = re.compile(r" (?<=[^\n\t ] ) +")
+# two spaces first let the engine skip to candidates (the character before them is looked at
+# after), and a plain replacement keeps the work in C.
+_INNER_SPACES = re.compile(r"  (?<=[^\n\t ]  ) *")
 _BLANK_RUN = re.compile(r"\n(?:[ \t]*\n){2,}")
 _LEADING_BLANK = re.compile(r"\A(?:[ \t]*\n)+")
 # A markdown table delimiter row with two or more cells: | :---- | ----: |
@@ -79,11 +80,13 @@ def normalize_prose(text: str, odd_chars: bool = True) -> str:
     if odd_chars:
         text = _INVISIBLE.sub("", text)
         text = _ODD_SPACE.sub(" ", text)
-    if "\r\n" in text:
+    # A two-character search scans the whole text (~1 ns a character) when it finds nothing; a
+    # one-character one first (~50x faster) rules out the rarer ones.
+    if "\r" in text and "\r\n" in text:
         text = _CRLF.sub("\n", text)
     if "  " in text:
         text = _INNER_SPACES.sub(" ", text)
-    if " \n" in text or "\t\n" in text:
+    if " \n" in text or ("\t" in text and "\t\n" in text):
         # Line by line beats a multiline regex here: the regex engine tries every position.
         text = "\n".join([line.rstrip(" \t") for line in text.split("\n")])
     if "\n\n\n" in text:

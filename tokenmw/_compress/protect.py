@@ -11,7 +11,7 @@ and can never be split by a rule.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .whitespace import has_odd_chars
 
@@ -62,9 +62,6 @@ _QUOTED = re.compile(f"{_DOUBLE_QUOTED.pattern}|'{_STRING_BODY.format(q=chr(39))
 # spaces) count like a run: inside quotes they are part of the exact string.
 _ODD = "\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff"
 _QUOTE_THEN_RUN = re.compile(f"[\"'][^\\n\"']*(?:  |[{_ODD}])")
-# The same for text without odd characters: backing off to a literal is a tight loop in the regex
-# engine, to an alternative a step per character (~5x slower over prose full of quotes).
-_QUOTE_THEN_SPACES = re.compile("[\"'][^\\n\"']*  ")
 _CHANGEABLE = re.compile(f"  |[{_ODD}]")
 
 # Found from their "://" (a plain string search) and grown to the first space, quote or bracket.
@@ -172,26 +169,50 @@ def quoted_spans(text: str, is_code_line: Callable[[str, int], bool]) -> list[tu
     spans: list[tuple[int, int]] = []
     if '"' not in text and "'" not in text:
         return spans
-    pos = 0
     odd = not text.isascii() and has_odd_chars(text.encode("utf-8", "surrogatepass"))
-    quote_then_run = _QUOTE_THEN_RUN if odd else _QUOTE_THEN_SPACES
-    while (hit := quote_then_run.search(text, pos)) is not None:
-        # Quoted strings never span lines: the line holding the hit is read from its start.
-        line = text.rfind("\n", 0, hit.start()) + 1
-        pos = text.find("\n", hit.end())
-        if pos < 0:
-            pos = len(text)
-        for m in _QUOTED.finditer(text, line, pos):
-            start, end = m.span()
+    for line, end in _lines_with_quote_then_run(text) if odd else _lines_with_quote_then_spaces(text):
+        for m in _QUOTED.finditer(text, line, end):
+            start, stop = m.span()
             if text[start] == '"' or is_code_line(text, line):
                 if _CHANGEABLE.search(m.group()) is not None:
-                    spans.extend(_pieces(text, start, end))
+                    spans.extend(_pieces(text, start, stop))
                 continue
             # An apostrophe paired with a later one: the double-quoted strings between them count.
-            for d in _DOUBLE_QUOTED.finditer(text, start, end):
+            for d in _DOUBLE_QUOTED.finditer(text, start, stop):
                 if _CHANGEABLE.search(d.group()) is not None:
                     spans.extend(_pieces(text, *d.span()))
     return spans
+
+
+def _lines_with_quote_then_run(text: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each line where a quote is followed by two spaces or an odd space
+    before the next quote (``_QUOTE_THEN_RUN``); quoted strings never span lines."""
+    pos = 0
+    while (hit := _QUOTE_THEN_RUN.search(text, pos)) is not None:
+        pos = text.find("\n", hit.end())
+        if pos < 0:
+            pos = len(text)
+        yield text.rfind("\n", 0, hit.start()) + 1, pos
+
+
+def _lines_with_quote_then_spaces(text: str) -> Iterator[tuple[int, int]]:
+    """The same lines in a text without odd spaces: those where two spaces follow a quote. Found
+    from the runs of spaces, fewer than quotes in prose and JSON (a regex from each quote backs
+    off over every space to the next quote)."""
+    n = len(text)
+    pos = 0
+    while (run := text.find("  ", pos)) >= 0:
+        line = text.rfind("\n", 0, run) + 1
+        end = text.find("\n", run)
+        if end < 0:
+            end = n
+        if text.find('"', line, run) >= 0 or text.find("'", line, run) >= 0:
+            yield line, end
+            pos = end
+            continue
+        # No quote before this run on its line: a later run there counts only after a quote.
+        quote = min((q for q in (text.find('"', run, end), text.find("'", run, end)) if q >= 0), default=-1)
+        pos = end if quote < 0 else quote + 1
 
 
 def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:

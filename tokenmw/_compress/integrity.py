@@ -61,6 +61,8 @@ def check(
                 return "json"
         elif parse_exact(text) != value:
             return "json"
+    if rewritten == masked:  # no rule touched the prose (JSON compaction only): nothing lost
+        return None
     if drops_lines:
         numbers = _numbers(masked)
         if elided:

@@ -156,7 +156,7 @@ def embedded_blocks(
     """``(start, end, (Lexed(raw), compact))`` of each stretch of JSON tokens starting inside a
     line of prose (``Observation: {"temp": 19.4}``), outside the ``taken`` spans (JSON found from
     line starts)."""
-    if '{"' not in segment and "[" not in segment:
+    if "[" not in segment and '{"' not in segment:  # the one-character search first: faster
         return []
     out: list[tuple[int, int, tuple[Lexed, str]]] = []
     pos = 0

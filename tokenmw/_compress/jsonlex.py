@@ -35,8 +35,9 @@ _OPEN_STRING = re.compile(rf'[ \t\r\n]*"{_STRING_BODY}(?=\n|\Z)')
 _BRACKET = re.compile(r"[\[\]{}]")
 # Where JSON starts inside a line of prose: an object with a key, an array of objects, strings or
 # arrays. A lone ``[`` or ``{`` in prose ("[1]", "{x}") is not taken for JSON.
-# Two patterns, each opening with a literal the regex engine can skip ahead to.
-_EMBEDDED_STARTS = (re.compile(r'\{"'), re.compile(r'\[[ \t]*[{\["]'))
+# Two patterns, each opening with one literal character the regex engine can skip ahead to (a
+# two-character literal it looks for one character at a time, ~3x slower); only starts are used.
+_EMBEDDED_STARTS = (re.compile(r'\{(?=")'), re.compile(r'\[[ \t]*[{\["]'))
 # Tokens for the independent check: strings (perhaps left open by the cut), punctuation, and any
 # other run of non-space characters.
 _CHECK_TOKEN = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|[{}\[\],:]|[^\s"{}\[\],:]+')

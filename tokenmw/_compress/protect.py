@@ -38,6 +38,10 @@ _PLACEHOLDER = re.compile("[\ue000-\uf8ff]")
 # list items count); a backtick fence's info string may not contain a backtick.
 _FENCE_OPEN = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)", re.M)
 _FENCE_CLOSE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*$", re.M)
+# The same from the line break before a fence line: found by jumping from line break to line
+# break, where a search for ``^`` tries (and fails) at every character (~5x slower).
+_FENCE_OPEN_AFTER_BREAK = re.compile(r"\n[ \t]*(?:`{3,}|~{3,})")
+_FENCE_CLOSE_AFTER_BREAK = re.compile(r"\n[ \t]*(?:`{3,}|~{3,})[ \t]*$", re.M)
 
 # Inline code on one line: a backtick run closed by a run of the same length.
 # Starts with a literal backtick so the regex engine can skip ahead to candidates.
@@ -95,7 +99,7 @@ def fence_spans(text: str) -> list[tuple[int, int]]:
     pos = 0
     n = len(text)
     while pos < n:
-        m = _FENCE_OPEN.search(text, pos)
+        m = _line_search(_FENCE_OPEN, _FENCE_OPEN_AFTER_BREAK, text, pos)
         if m is None:
             break
         marker = m.group(1)
@@ -106,7 +110,7 @@ def fence_spans(text: str) -> list[tuple[int, int]]:
         end = n
         close_from = m.end()
         while True:
-            c = _FENCE_CLOSE.search(text, close_from)
+            c = _line_search(_FENCE_CLOSE, _FENCE_CLOSE_AFTER_BREAK, text, close_from)
             if c is None:
                 break
             closing = c.group(1)
@@ -119,6 +123,23 @@ def fence_spans(text: str) -> list[tuple[int, int]]:
         spans.append((start, end))
         pos = end
     return spans
+
+
+def _line_search(
+    at_line: re.Pattern[str], after_break: re.Pattern[str], text: str, pos: int
+) -> re.Match[str] | None:
+    """``at_line.search(text, pos)`` for a pattern opening with ``^`` (multiline), found with
+    ``after_break``: the same line pattern after a line break, up to where ``at_line`` can decide."""
+    if pos == 0 or text[pos - 1 : pos] == "\n":
+        m = at_line.match(text, pos)
+        if m is not None:
+            return m
+    while (hit := after_break.search(text, pos)) is not None:
+        m = at_line.match(text, hit.start() + 1)
+        if m is not None:
+            return m
+        pos = hit.start() + 1
+    return None
 
 
 def inline_code_spans(text: str) -> list[tuple[int, int]]:

@@ -170,3 +170,22 @@ def test_line_keys_as_before(texts: list[str]) -> None:
             for j in range(text.count("\n", 0, start), min(text.count("\n", 0, end) + 1, len(expected))):
                 expected[j] = None
         assert fenced == expected, text
+
+
+def test_aggressive_number_check_as_before() -> None:
+    from tokenmw._compress.integrity import _NUMBER, check
+    from tokenmw._compress.protect import Regions
+
+    rng = random.Random(5)
+    pieces = ["12", "3.5", "x", " ", "\n", "\n", "a1b", "\u0663", "4,5:6", "\ue000", "7_8"]
+    for _ in range(3000):
+        masked = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        kept = masked.split("\n")
+        rng.shuffle(kept)
+        rewritten = "\n".join(kept[: rng.randint(0, len(kept))])
+        elided = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))]
+        lost = (
+            set(_NUMBER.findall(masked)) - set(_NUMBER.findall(elided[0])) - set(_NUMBER.findall(rewritten))
+        )
+        found = check("x", "x", masked, rewritten, Regions(), [], drops_lines=True, elided=elided)
+        assert found == ("number" if lost else None), (masked, rewritten, elided)

@@ -64,10 +64,13 @@ def check(
     if rewritten == masked:  # no rule touched the prose (JSON compaction only): nothing lost
         return None
     if drops_lines:
-        numbers = _numbers(masked)
-        if elided:
+        # No number spans a line break, and a line the rules left as it was keeps its numbers:
+        # only the other lines are read, and the result only when one of theirs may be gone.
+        kept = set(rewritten.split("\n"))
+        numbers = _numbers("\n".join([line for line in masked.split("\n") if line not in kept]))
+        if numbers and elided:
             numbers -= _numbers("\n".join(elided))
-        if not numbers <= _numbers(rewritten):
+        if numbers and not numbers <= _numbers(rewritten):
             return "number"
     elif _digits(masked) != _digits(rewritten):
         return "number"

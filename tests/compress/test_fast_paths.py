@@ -189,3 +189,27 @@ def test_aggressive_number_check_as_before() -> None:
         )
         found = check("x", "x", masked, rewritten, Regions(), [], drops_lines=True, elided=elided)
         assert found == ("number" if lost else None), (masked, rewritten, elided)
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        CORPUS,
+        generated(
+            ["---", "----", "====", "|", ":", " ", "\t", "\n", "x", "**", "*", "~~~~", "| :--- |"], 4000, 6
+        ),
+    ],
+    ids=["corpus", "generated"],
+)
+def test_replacement_functions_as_templates(texts: list[str]) -> None:
+    from tokenmw._compress.aggressive import _SEPARATOR, shorten_separators
+
+    for text in texts:
+        assert shorten_separators(text) == (
+            _SEPARATOR.sub(r"\1\2\2\2", text)
+            if any(r in text for r in ("----", "====", "____", "****", "~~~~"))
+            else text
+        )
+        assert whitespace._RULE_CELL.sub(whitespace._short_cell, text) == whitespace._RULE_CELL.sub(
+            r"\1---\2", text
+        )

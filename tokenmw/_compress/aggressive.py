@@ -93,7 +93,12 @@ def shorten_separators(text: str) -> str:
     """``==========`` and ``----------`` lines become three characters (still a rule in markdown)."""
     if not any(run in text for run in ("----", "====", "____", "****", "~~~~")):
         return text
-    return _SEPARATOR.sub(r"\1\2\2\2", text)
+    return _SEPARATOR.sub(_short_separator, text)
+
+
+def _short_separator(m: re.Match[str]) -> str:
+    # ``r"\1\2\2\2"`` as a function: a template is expanded in Python for every match (slower).
+    return m.group(1) + m.group(2) * 3
 
 
 def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
@@ -111,6 +116,11 @@ def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
 _EMPHASIS = re.compile(r"(\*\*|__)(?<![\w*_\\]..)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
 
 
+def _emphasised(m: re.Match[str]) -> str:
+    # ``r"\2"`` as a function: a template is expanded in Python for every match (slower).
+    return m.group(2)
+
+
 def strip_emphasis(text: str) -> str:
     """Markdown bold (``**x**``, ``__x__``) becomes plain ``x``: the model does not need the stress
     to follow an instruction. Lost: the emphasis itself. Italics (single ``*``/``_``) stay: too
@@ -118,7 +128,7 @@ def strip_emphasis(text: str) -> str:
     if "**" not in text and "__" not in text:
         return text
     for _ in range(3):  # **a __b__** nests
-        new = _EMPHASIS.sub(r"\2", text)
+        new = _EMPHASIS.sub(_emphasised, text)
         if new == text:
             break
         text = new

@@ -44,8 +44,13 @@ def _short_rule(m: re.Match[str]) -> str:
         body = body[1:]
     if trail and body.endswith("|"):
         body = body[:-1]
-    cells = [_RULE_CELL.sub(r"\1---\2", cell) for cell in body.split("|")]
+    cells = [_RULE_CELL.sub(_short_cell, cell) for cell in body.split("|")]
     return f"{indent}{lead}{'|'.join(cells)}{trail}"
+
+
+def _short_cell(m: re.Match[str]) -> str:
+    # ``r"\1---\2"`` as a function: a template is expanded in Python for every match (~2x slower).
+    return f"{m.group(1)}---{m.group(2)}"
 
 
 def _short_table_rules(text: str) -> str:

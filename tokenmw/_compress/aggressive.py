@@ -93,7 +93,12 @@ def shorten_separators(text: str) -> str:
     """``==========`` and ``----------`` lines become three characters (still a rule in markdown)."""
     if not any(run in text for run in ("----", "====", "____", "****", "~~~~")):
         return text
-    return _SEPARATOR.sub(r"\1\2\2\2", text)
+    return _SEPARATOR.sub(_short_separator, text)
+
+
+def _short_separator(m: re.Match[str]) -> str:
+    # ``r"\1\2\2\2"`` as a function: a template is expanded in Python for every match (slower).
+    return m.group(1) + m.group(2) * 3
 
 
 def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
@@ -105,7 +110,15 @@ def collapse_repeats(text: str, sink: list[str] | None = None) -> str:
 
 # **bold** and __bold__ around a word or phrase on one line; not inside words (snake__case), not
 # list bullets or rules (`* item`, `***`).
-_EMPHASIS = re.compile(r"(?<![\w*_\\])(\*\*|__)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
+# The delimiter first, the character before it looked at after (``..`` steps back over it): a
+# pattern opening with a lookbehind is tried at every character, one opening with ``**|__`` only
+# where one of them is (~3x faster).
+_EMPHASIS = re.compile(r"(\*\*|__)(?<![\w*_\\]..)(?=[^\s*_])([^\n]*?[^\s*_\\])\1(?![\w*_])")
+
+
+def _emphasised(m: re.Match[str]) -> str:
+    # ``r"\2"`` as a function: a template is expanded in Python for every match (slower).
+    return m.group(2)
 
 
 def strip_emphasis(text: str) -> str:
@@ -115,7 +128,7 @@ def strip_emphasis(text: str) -> str:
     if "**" not in text and "__" not in text:
         return text
     for _ in range(3):  # **a __b__** nests
-        new = _EMPHASIS.sub(r"\2", text)
+        new = _EMPHASIS.sub(_emphasised, text)
         if new == text:
             break
         text = new

@@ -13,7 +13,7 @@ from typing import Any
 
 from .jsoncompact import parse_exact
 from .jsonlex import Lexed, same_tokens
-from .protect import Regions, fence_spans
+from .protect import Regions, fence_spans, has_fence_marks
 from .tables import Table, parse
 
 __all__ = ["check"]
@@ -21,6 +21,8 @@ __all__ = ["check"]
 _NOT_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
 # A "number" for the aggressive check: a run starting with a digit, with its word/decimal tail.
 _NUMBER = re.compile(r"\d[\w.,:]*")
+# The same on ASCII text, where ``\d`` and ``\w`` are the ASCII classes (~30% faster).
+_ASCII_NUMBER = re.compile(r"\d[\w.,:]*", re.ASCII)
 
 
 def check(
@@ -43,9 +45,7 @@ def check(
     (each replaced by a marker). ``fences``: the fenced blocks as they must come out, when a rule
     rewrote some (aggressive log fences); else those of ``original``, byte for byte.
     """
-    if ("```" in original or "~~~" in original) and (
-        _fences(original) if fences is None else fences
-    ) != _fences(result):
+    if has_fence_marks(original) and (_fences(original) if fences is None else fences) != _fences(result):
         return "code block"
     if not regions.all_restored_once():
         return "protected region"
@@ -61,15 +61,25 @@ def check(
                 return "json"
         elif parse_exact(text) != value:
             return "json"
+    if rewritten == masked:  # no rule touched the prose (JSON compaction only): nothing lost
+        return None
     if drops_lines:
-        numbers = set(_NUMBER.findall(masked))
-        if elided:
-            numbers -= set(_NUMBER.findall("\n".join(elided)))
-        if not numbers <= set(_NUMBER.findall(rewritten)):
+        # No number spans a line break, and a line the rules left as it was keeps its numbers:
+        # only the other lines are read, and the result only when one of theirs may be gone.
+        kept = set(rewritten.split("\n"))
+        numbers = _numbers("\n".join([line for line in masked.split("\n") if line not in kept]))
+        if numbers and elided:
+            numbers -= _numbers("\n".join(elided))
+        if numbers and not numbers <= _numbers(rewritten):
             return "number"
     elif _digits(masked) != _digits(rewritten):
         return "number"
     return None
+
+
+def _numbers(text: str) -> set[str]:
+    """The distinct numbers of ``text`` (``_NUMBER``)."""
+    return set((_ASCII_NUMBER if text.isascii() else _NUMBER).findall(text))
 
 
 def _fences(text: str) -> list[str]:

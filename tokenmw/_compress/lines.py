@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from itertools import islice
+from typing import cast
 
 from .codelike import looks_like_code
 from .protect import fence_spans
@@ -108,11 +109,13 @@ class LineIndex:
             run = None
             indexed = key is not None and len(key) >= MIN_INDEXED_CHARS
             labelled = indexed and ": " in key[:_LABEL_CHARS]  # type: ignore[index]
+            # The label at the start, looked for once (``_run`` and the index both want it).
+            label_match = _LABEL.match(key) if labelled else None  # type: ignore[arg-type]
             # A line right after an equal one as sent is a log's business (aggressive counts
             # those); "as sent" keeps the decision the same when the output is read again.
             # Most lines are new and hold no label: one dictionary miss and out.
             if indexed and (labelled or key in first) and (not sent or sent[-1] != key):
-                run = self._run(keys, i, key)  # type: ignore[arg-type]
+                run = self._run(keys, i, key, label_match)  # type: ignore[arg-type]
             if run is None:
                 if out is not None:
                     out.append(lines[i])
@@ -120,9 +123,8 @@ class LineIndex:
                 if indexed:
                     position = (number, len(sent) - 1)
                     first.setdefault(key, position)  # type: ignore[arg-type]
-                    m = _LABEL.match(key) if labelled else None  # type: ignore[arg-type]
-                    if m is not None:
-                        first.setdefault(key[m.end() :], position)  # type: ignore[index]
+                    if label_match is not None:
+                        first.setdefault(key[label_match.end() :], position)  # type: ignore[index]
                 i += 1
                 continue
             length, source, label = run
@@ -153,14 +155,16 @@ class LineIndex:
         first = self.first
         return not any(k in first or ": " in k[:_LABEL_CHARS] for k in indexed)
 
-    def _run(self, keys: list[str | None], i: int, key: str) -> tuple[int, int, str] | None:
+    def _run(
+        self, keys: list[str | None], i: int, key: str, label_match: re.Match[str] | None
+    ) -> tuple[int, int, str] | None:
         """``(lines, source text, label kept)`` of the repeated run starting at line ``i``, if long
-        enough."""
+        enough; ``label_match``: ``_LABEL.match(key)`` if the caller found one (``None``: look)."""
         label = ""
         hit = self.first.get(key)
         end = 0
         while hit is None:  # "planner: Task: <text>" matches "<text>" and "Task: <text>"
-            m = _LABEL.match(key, end)
+            m = label_match if end == 0 and label_match is not None else _LABEL.match(key, end)
             if m is None:
                 return None
             end = m.end()
@@ -182,7 +186,7 @@ class LineIndex:
         if chars < MIN_RUN_CHARS:
             return None
         if not label:
-            m = _LABEL.match(key)
+            m = label_match if label_match is not None else _LABEL.match(key)
             if m is not None and len(key) - m.end() >= MIN_RUN_CHARS // 2:
                 label = m.group(1)  # keep "Instruction: " in front when it is followed by enough
         return k, source, label
@@ -191,7 +195,7 @@ class LineIndex:
 def _keys(text: str, lines: list[str], code: bool | None) -> list[str | None] | None:
     """Each line as matched (quote prefix off), ``None`` for lines never matched
     (inside fences, markers); ``None`` for the whole text when it looks like source code."""
-    fences = fence_spans(text) if "```" in text or "~~~" in text else []
+    fences = fence_spans(text)
     if code:
         return None
     if code is None:
@@ -201,14 +205,22 @@ def _keys(text: str, lines: list[str], code: bool | None) -> list[str | None] | 
             outside = "\n".join(text[ends[i] : ends[i + 1]] for i in range(0, len(ends), 2))
         if looks_like_code(outside):
             return None
-    keys: list[str | None] = []
-    for line in lines:
-        if line[:1] in " \t>" and ">" in line[:_QUOTE_CHARS]:  # indentation alone is kept
-            m = _QUOTE.match(line)
-            if m is not None:
-                line = line[m.end() :]
-        line = line.rstrip(" \t")
-        keys.append(None if line[-1:] == "]" and is_marker_line(line) else line)
+    stripped: list[str]
+    if ">" in text:
+        stripped = []
+        for line in lines:
+            if line[:1] in " \t>" and ">" in line[:_QUOTE_CHARS]:  # indentation alone is kept
+                m = _QUOTE.match(line)
+                if m is not None:
+                    line = line[m.end() :]
+            stripped.append(line.rstrip(" \t"))
+    else:  # no quote prefix anywhere (most texts): one comprehension
+        stripped = [line.rstrip(" \t") for line in lines]
+    keys: list[str | None]
+    if "same as" in text or "identical to" in text:  # what every marker holds
+        keys = [None if key[-1:] == "]" and is_marker_line(key) else key for key in stripped]
+    else:
+        keys = cast("list[str | None]", stripped)
     if fences:
         for start, end in fences:
             first = text.count("\n", 0, start)

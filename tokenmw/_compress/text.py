@@ -8,7 +8,6 @@ costs one dictionary lookup.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -65,18 +64,31 @@ def _unchanged(text: str, fallback: str | None = None) -> Compressed:
     return Compressed(text, (text,), changed=False, fallback=fallback)
 
 
-def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
+def _compress(text: str, level: Level, tool: bool) -> Compressed:
+    """``_rewrite``, made a fixed point (compress(compress(x)) == compress(x)): once a non-breaking
+    or zero-width character is normalised away, text around it can read as JSON or a code fence
+    that it did not before, so such a text is rewritten once more."""
+    result, odd = _rewrite(text, level, tool)
+    if result.changed and odd:
+        again, _ = _rewrite(result.text, level, tool)
+        if again.changed and again.fallback is None:
+            result = replace(again, truncated=again.truncated or result.truncated)
+    return result
+
+
+def _rewrite(raw: str, level: Level, tool: bool) -> tuple[Compressed, bool]:
     """Mask what must not change, apply the level's rules to the rest, restore, check; then, for a
-    tool output at the aggressive level, cut the middle of a huge one."""
+    tool output at the aggressive level, cut the middle of a huge one. Also returns whether ``raw``
+    holds odd characters (``has_odd_chars``), looked for once here for ``_compress``."""
     if not raw:
-        return _unchanged(raw)
+        return _unchanged(raw), False
     utf8 = None if raw.isascii() else raw.encode("utf-8", "surrogatepass")
-    if level == "safe" and not tool and _clean(raw, utf8):
-        return _unchanged(raw)
-    if has_placeholder_chars(raw, utf8):
-        return _unchanged(raw)
-    regions = Regions()
     odd = utf8 is not None and has_odd_chars(utf8)
+    if level == "safe" and not tool and _clean(raw, odd):
+        return _unchanged(raw), odd
+    if has_placeholder_chars(raw, utf8):
+        return _unchanged(raw), odd
+    regions = Regions()
     # Safe rules without odd characters to remove only touch runs of spaces, so inline code,
     # URLs and compact JSON need protecting only where they hold two spaces in a row.
     strict = odd or level == "aggressive"
@@ -126,19 +138,22 @@ def _rewrite(raw: str, level: Level, tool: bool) -> Compressed:
         cut: list[str] = []
         short = aggressive.truncate_middle(result.text, cut)
         if short is not None:
-            return replace(result, text=short, pieces=(short,), truncated=True, elided=(*result.elided, *cut))
-    return result
+            result = replace(
+                result, text=short, pieces=(short,), truncated=True, elided=(*result.elided, *cut)
+            )
+    return result, odd
 
 
 # What the safe rules act on; a text with none of it comes back unchanged without being parsed.
 _SAFE_TRIGGERS = ("  ", "\n\n\n", " \n", "\t\n", "\r\n", "{", "[", "---")
 
 
-def _clean(raw: str, utf8: bytes | None) -> bool:
-    """Whether no safe rule can change ``raw`` (plain substring searches, no regex)."""
+def _clean(raw: str, odd: bool) -> bool:
+    """Whether no safe rule can change ``raw`` (plain substring searches, no regex); ``odd``: whether
+    it holds odd characters (``has_odd_chars``)."""
     if raw[:1] == "\n" or raw[-1:] in (" ", "\t", "\n"):
         return False
-    if utf8 is not None and has_odd_chars(utf8):
+    if odd:
         return False
     return not any(trigger in raw for trigger in _SAFE_TRIGGERS)
 
@@ -304,14 +319,7 @@ def compress_text(text: str, level: Level = "safe", *, tool: bool = False) -> Co
         _remember(cache, text, result)
         return result
     try:
-        result = _rewrite(text, level, tool)
-        if result.changed and _ODD_CHAR.search(text) is not None:
-            # Once a non-breaking or zero-width character is normalised away, text around it
-            # can read as JSON or a code fence that it did not before: one more pass makes the
-            # result a fixed point (compress(compress(x)) == compress(x)).
-            again = _rewrite(result.text, level, tool)
-            if again.changed and again.fallback is None:
-                result = replace(again, truncated=again.truncated or result.truncated)
+        result = _compress(text, level, tool)
     except (OverflowError, RecursionError):
         result = _unchanged(text)
     _remember(cache, text, result)
@@ -327,15 +335,11 @@ def is_cached(text: str, level: Level) -> bool:
 
 
 def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
-    """``_rewrite`` in a pass of its own, so the result records its markers' refs (``refs``)
+    """``_compress`` in a pass of its own, so the result records its markers' refs (``refs``)
     and a cache hit can note them again."""
     with originals.collecting() as found:
         try:
-            result = _rewrite(text, level, tool)
-            if result.changed and _ODD_CHAR.search(text) is not None:
-                again = _rewrite(result.text, level, tool)
-                if again.changed and again.fallback is None:
-                    result = replace(again, truncated=again.truncated or result.truncated)
+            result = _compress(text, level, tool)
         except (OverflowError, RecursionError):
             result = _unchanged(text)
     # Only markers that made it into the text count (a failed check sends the original).
@@ -344,9 +348,6 @@ def _reversible_rewrite(text: str, level: Level, tool: bool) -> Compressed:
         result = replace(result, refs=refs)
     originals.seen(refs)
     return result
-
-
-_ODD_CHAR = re.compile("[\u00a0\u00ad\u2000-\u200b\u202f\u2060\ufeff]")
 
 
 def _remember(cache: dict[str, Compressed], text: str, result: Compressed) -> None:

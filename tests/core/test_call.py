@@ -6,7 +6,17 @@ from typing import Any
 
 import pytest
 
-from tokenmw import Call, Compress, CountTokens, Enhance, Hook, LimitResponse, Middleware, count_tokens
+from tokenmw import (
+    Call,
+    Compress,
+    CountTokens,
+    Enhance,
+    Hook,
+    LimitResponse,
+    Middleware,
+    TokenBudgetExceeded,
+    count_tokens,
+)
 from tokenmw._core import call as call_module
 from tokenmw._core.call import CallUsage
 
@@ -229,3 +239,26 @@ async def test_a_count_before_the_chain_runs_is_checked_again_in_it() -> None:
     call.usage = CallUsage()
     await mw.run(call, send)
     assert call.usage.input_tokens_sent == count_tokens(messages, MODEL) > first
+
+
+async def test_a_subclass_of_a_built_in_hook_that_edits_in_place_is_custom_code() -> None:
+    # It inherits the flag, but not the promise: its own phase edits a message in place, and the
+    # budget must see the request as sent.
+    class RedactingEnhance(Enhance):
+        async def before(self, call: Call) -> None:
+            message = call.request["messages"][-1]
+            message["content"] += " [context] " + "lorem ipsum " * 300  # the same dict
+            await super().before(call)
+
+    messages = [
+        {"role": "system", "content": "Be brief. Answer in at most 50 words."},  # nothing to add
+        {"role": "user", "content": "hi"},
+    ]
+    call = Call({"model": MODEL, "messages": messages}, "chat")
+
+    async def send(call: Call) -> Any:
+        raise AssertionError("over the budget: must not be sent")
+
+    with pytest.raises(TokenBudgetExceeded) as refused:
+        await Middleware([RedactingEnhance(max_words=50), CountTokens(max_input_tokens=100)]).run(call, send)
+    assert refused.value.tokens == count_tokens(messages, MODEL) > 100

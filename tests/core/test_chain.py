@@ -347,3 +347,19 @@ async def test_slow_hooks_hand_the_loop_back_before_the_send(monkeypatch: pytest
     monkeypatch.setattr(chain_module, "HOOK_STEP_NS", -1)  # every hook counts as slow
     steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
     assert steps == ["before:a", "tick", "send"]
+
+
+async def test_a_subclass_overriding_after_has_it_run_whatever_the_parent_would_skip() -> None:
+    # CountTokens skips its ``after`` when usage came back; a subclass's own ``after`` must run.
+    seen: list[int | None] = []
+
+    class BillingCount(tokenmw.CountTokens):
+        async def after(self, call: Call, response: Any) -> Any:
+            seen.append(call.usage.output_tokens)
+            return await super().after(call, response)
+
+    reply = {"id": "r1", "model": "gpt-4o", "choices": [{"finish_reason": "stop"}],
+             "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}  # fmt: skip
+    call = Call({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, "chat")
+    await Middleware([BillingCount()]).run(call, make_send([], reply))
+    assert seen == [2]

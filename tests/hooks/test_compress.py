@@ -14,10 +14,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tokenmw import Call, Middleware
-from tokenmw._compress import clear_cache
+from tokenmw._compress import clear_cache, compress_chat
 from tokenmw._compress import text as text_module
 from tokenmw._tokens.counting import count_request
-from tokenmw.hooks.compress import Compress
+from tokenmw.hooks.compress import OFFLOAD_CHARS, Compress, _new_chars
 from tokenmw.server import EmbeddedServer
 
 from .._otel import sdk_on
@@ -315,3 +315,17 @@ def test_a_sync_client_compresses_inline(
     )
     client.chat.completions.create(model="gpt-4o-mini", messages=_long_rag_request(2))
     assert spy.threads == [threading.current_thread().name]
+
+
+def test_a_remembered_history_is_not_new_text_after_the_text_cache_is_emptied() -> None:
+    # Re-sent messages are found by their remembered steps, never by the text cache again: when
+    # that cache is emptied (it ages faster), the history must not count as new, or every later
+    # turn of a long history would go to the worker pool.
+    clear_cache()
+    line = "the pallet count was checked against the manifest. "
+    roles = ("assistant", "user")
+    messages = [{"role": roles[i % 2], "content": f"Step {i}: " + line * 30} for i in range(40)]
+    assert sum(len(m["content"]) for m in messages) > OFFLOAD_CHARS
+    compress_chat(messages, "safe")
+    text_module.clear_cache()
+    assert _new_chars({"messages": messages}, "safe") == 0

@@ -13,7 +13,7 @@ only user; it owns counting and telemetry.
 
 from . import originals as _originals
 from . import text as _text
-from .history import clear_history
+from .history import clear_history, remembered
 from .messages import Report, compress_chat, compress_responses
 from .text import Compressed, Level, compress_text, is_cached
 
@@ -27,6 +27,7 @@ __all__ = [
     "compress_text",
     "is_cached",
     "originals",
+    "remembered",
 ]
 
 

@@ -21,7 +21,7 @@ from .dedup import Deduper
 from .lines import LineIndex
 from .text import Compressed
 
-__all__ = ["Step", "clear_history", "known_step", "next_step", "root"]
+__all__ = ["Step", "clear_history", "known_step", "next_step", "remembered", "root"]
 
 
 class _Index:
@@ -73,6 +73,8 @@ class Step:
 _serials = itertools.count(1)
 _roots: dict[str, Step] = {}
 _steps: dict[tuple[int, str | int, bool, str], Step] = {}
+_sources: set[str] = set()
+"""The texts some remembered step is for (the same objects as in ``_steps``' keys)."""
 _held_chars = 0
 _lock = threading.Lock()
 
@@ -94,6 +96,12 @@ def known_step(parent: Step, where: str | int, tool: bool, source: str) -> Step 
     """The step for ``source`` at place ``where`` after ``parent`` if this prefix was seen before:
     one look-up instead of compressing the text (even from its cache) and finding the step."""
     return _steps.get((parent.serial, where, tool, source))
+
+
+def remembered(text: str) -> bool:
+    """Whether some request prefix ending in ``text`` is remembered: a request re-sending it finds
+    its step with one look-up (``known_step``), whatever the text cache still holds."""
+    return text in _sources
 
 
 def next_step(
@@ -145,8 +153,10 @@ def _remember(key: tuple[int, str | int, bool, str], step: Step) -> None:
     size += sum(len(original) for _, original in step.refs)  # reversible: the elided originals
     if len(_steps) >= MAX_STEPS or _held_chars + size > MAX_CHARS:
         _steps.clear()  # whole histories age together; the next turn rebuilds its own
+        _sources.clear()
         _held_chars = 0
     _steps[key] = step
+    _sources.add(key[3])
     _held_chars += size
 
 
@@ -155,6 +165,7 @@ def clear_history() -> None:
     global _held_chars
     with _lock:
         _steps.clear()
+        _sources.clear()
         _held_chars = 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tokenmw._tokens.count_cache import cache_for
-from tokenmw._tokens.counting import CountPlan, plan_request
+from tokenmw._tokens.counting import COUNTED_KEYS, CountPlan, plan_request
 from tokenmw._tokens.encodings import encoding_for_async
 from tokenmw._wire.usage import ReportedUsage, read_usage
 
@@ -230,7 +230,7 @@ class Call:
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""
         request = self.request
-        values = tuple(map(request.get, _COUNTED_KEYS[self.operation]))
+        values = tuple(map(request.get, COUNTED_KEYS[self.operation]))
         memo = self._plan_memo
         trusted = self._in_chain and not self._user_code
         if memo is not None:
@@ -264,7 +264,7 @@ class Call:
             memo = self._plan_memo
             if memo is not None and memo[1] is None:
                 values, _, plan = memo
-                current = tuple(map(self.request.get, _COUNTED_KEYS[self.operation]))
+                current = tuple(map(self.request.get, COUNTED_KEYS[self.operation]))
                 found = (
                     _fingerprint(self.operation, self.request)
                     if all(map(operator.is_, values, current))
@@ -299,14 +299,8 @@ class Call:
         self._unread = chunks
 
 
-_PLANNED_KEYS = ("model", "tools", "tool_choice", "functions", "function_call")
+_PLANNED_KEYS = tuple(key for key in COUNTED_KEYS["chat"] if key != "messages")
 """What ``plan_chat`` reads of a chat request besides ``messages``."""
-
-_COUNTED_KEYS: dict[str, tuple[str, ...]] = {
-    "chat": ("messages", *_PLANNED_KEYS),
-    "responses": ("model", "tools", "instructions", "input"),
-}
-"""The top-level values a count reads (``plan_chat``, ``plan_responses``)."""
 
 _Fingerprint = tuple[tuple[Any, ...], list[Any]]
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tokenmw._core.call import Call
 from tokenmw._core.errors import HookResultError, HookTimeout, TokenmwError
-from tokenmw._core.hook import Hook, defined_phases
+from tokenmw._core.hook import Hook, after_idle, defined_phases, edits_by_replacing
 from tokenmw._core.stream_run import StreamRun
 from tokenmw._core.timing import HookTimes
 from tokenmw._core.usage import Usage
@@ -63,9 +63,9 @@ class _Layer:
         self.wrap = "wrap" in phases
         self.after = "after" in phases
         # Asked before ``after`` runs, only of hooks that answer it (the built-ins).
-        self.after_idle = hook._after_idle if type(hook)._after_idle is not Hook._after_idle else None
+        self.after_idle = after_idle(hook)
         self.span_current = bool(getattr(hook, "_span_current", True))
-        self.custom = not getattr(hook, "_edits_by_replacing", False)
+        self.custom = not edits_by_replacing(hook)
         """The hook may edit the request in place: its phases are custom code to the count memo."""
 
 

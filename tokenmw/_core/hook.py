@@ -40,7 +40,9 @@ class Hook:
     """Whether the hook changes ``call.request`` only by assigning new top-level values (new lists
     and dicts), never by editing an object of the request in place. The built-in hooks say True:
     while only they run, the call's count memo checks the top-level values by identity instead
-    of fingerprinting every message (``Call._plan``). A custom hook is assumed to edit anything."""
+    of fingerprinting every message (``Call._plan``). A custom hook is assumed to edit anything;
+    so is a subclass that overrides a phase without declaring the flag itself
+    (``edits_by_replacing``)."""
 
     sync_fast_path: ClassVar[bool] = False
     """Set to True when the hook's async phases await nothing that needs a current asyncio Task
@@ -86,3 +88,30 @@ def defined_phases(hook: Hook) -> frozenset[str]:
     """The phases a hook overrides (the others are skipped, so they cost nothing)."""
     cls = type(hook)
     return frozenset(p for p in PHASES if getattr(cls, p) is not getattr(Hook, p))
+
+
+def _owner(cls: type, name: str) -> type | None:
+    """The class in ``cls``'s MRO whose own namespace defines ``name``."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
+
+
+def edits_by_replacing(hook: Hook) -> bool:
+    """Whether every phase ``hook`` defines was written by a class that declares
+    ``_edits_by_replacing = True`` itself: a user's subclass of a built-in hook that overrides a
+    phase is custom code (it may edit the request in place) unless it declares the flag too."""
+    cls = type(hook)
+    for phase in defined_phases(hook):
+        owner = _owner(cls, phase)
+        if owner is None or vars(owner).get("_edits_by_replacing") is not True:
+            return False
+    return True
+
+
+def after_idle(hook: Hook) -> Callable[[Call, Any], bool] | None:
+    """``hook._after_idle`` when the class that wrote ``after`` also wrote it: a subclass that
+    overrides ``after`` has its ``after`` run whatever the parent's ``_after_idle`` says."""
+    cls = type(hook)
+    owner = _owner(cls, "_after_idle")
+    if owner is None or owner is Hook or owner is not _owner(cls, "after"):
+        return None
+    return hook._after_idle

@@ -43,6 +43,7 @@ from tokenmw._tokens.images import ImageRule, image_rule_for, image_tokens
 from tokenmw._tokens.tools import SYSTEM_DISCOUNT, TOOLS_OVERHEAD, function_of, render_functions
 
 __all__ = [
+    "COUNTED_KEYS",
     "CountPlan",
     "count_plan",
     "count_request",
@@ -369,6 +370,13 @@ def _add_legacy_choice(plan: CountPlan, choice: Any) -> None:
 
 # Request fields that bill tokens we cannot see: earlier turns stored server-side, stored prompts.
 _UNSEEN_INPUT_KEYS = ("previous_response_id", "conversation", "prompt")
+
+COUNTED_KEYS: dict[str, tuple[str, ...]] = {
+    "chat": ("messages", "model", "tools", "tool_choice", "functions", "function_call"),
+    "responses": ("model", "tools", "tool_choice", "instructions", "input", *_UNSEEN_INPUT_KEYS),
+}
+"""The top-level values of a request that its count reads (``plan_request``): a request whose
+values under these keys are unchanged counts the same."""
 
 
 def plan_responses(request: Mapping[str, Any]) -> CountPlan:

@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, get_args
 
-from tokenmw._compress import Level, Report, compress_chat, compress_responses, is_cached, originals
+from tokenmw._compress import (
+    Level,
+    Report,
+    compress_chat,
+    compress_responses,
+    is_cached,
+    originals,
+    remembered,
+)
 from tokenmw._compress.trim import choose_cut, cut_points, pinned_count
 from tokenmw._core.hook import Hook
 from tokenmw._tokens.count_cache import TokenCache, cache_for, in_worker
@@ -164,6 +172,8 @@ class Compress(Hook):
 class _ReversibleCompress(Compress):
     """``Compress(..., reversible=True)``: the same, plus the expansion loop (``hooks/_expand.py``)."""
 
+    _edits_by_replacing = True  # the loop replaces ``messages`` / ``input`` / ``tools``, never edits them
+
     async def wrap(self, call: Call, call_next: CallNext) -> Any:
         return await _expand.expand(call, call_next)
 
@@ -182,7 +192,7 @@ def _new_chars(original: dict[str, Any], level: Level) -> int:
     texts = [text for text in _texts(original) if len(text) > _SMALL]
     if sum(map(len, texts)) <= OFFLOAD_CHARS:
         return 0  # small enough whatever is new: no cache lookups
-    return sum(len(text) for text in texts if not is_cached(text, level))
+    return sum(len(text) for text in texts if not is_cached(text, level) and not remembered(text))
 
 
 def _texts(original: dict[str, Any]) -> Iterator[str]:

@@ -47,7 +47,9 @@ ATTR_REQUEST_MAX_TOKENS = "tokenmw.limit.request_max_tokens"
 """The cap the provider was asked for (higher with reasoning headroom)."""
 ATTR_OUTPUT_TOKENS = "tokenmw.limit.output_tokens"
 """Visible output tokens the model produced (the API's figure when it was within the cap, else
-counted locally)."""
+counted locally). A whole reply's are on the ``after`` span, which a reply within the cap does not
+have (the phase does not run; the call span's ``gen_ai.usage.output_tokens`` says what it took); a
+stream's are on the call span, within the cap or not."""
 ATTR_TRUNCATED = "tokenmw.limit.truncated"
 ATTR_SKIPPED = "tokenmw.limit.skipped_reason"
 """Why the output was passed untouched: ``structured_output``, ``forced_tool_call``, ``tool_calls``."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from tokenmw._tokens.count_cache import cache_for
 from tokenmw._tokens.counting import COUNTED_KEYS, CountPlan, plan_request
-from tokenmw._tokens.encodings import encoding_for_async
+from tokenmw._tokens.encodings import encoding_for_async, loaded
 from tokenmw._wire.usage import ReportedUsage, read_usage
 
 __all__ = ["Call", "CallUsage", "Integration", "Operation"]
@@ -223,9 +223,20 @@ class Call:
 
     def _original_chars(self) -> int:
         """Characters of text in the request as the caller made it (what is counted): how much
-        work the client and the hooks have with it."""
+        work the client has with it."""
         plan = self._original_plan
         return sum(map(len, plan.texts)) if plan is not None else 0
+
+    def _new_chars(self) -> int:
+        """Characters of text in the request as made that were never counted in this process: how
+        much work the hooks have with it (compressing and counting new text is most of it)."""
+        plan = self._original_plan
+        if plan is None:
+            return 0
+        encoding = loaded(self.model)
+        if encoding is None:
+            return sum(map(len, plan.texts))  # not known yet: as if all new
+        return cache_for(encoding).unseen_chars(plan.texts)
 
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""

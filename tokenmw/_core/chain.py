@@ -38,9 +38,14 @@ logger = logging.getLogger("tokenmw")
 OnHookError = Literal["skip", "raise"]
 
 LARGE_REQUEST_CHARS = 32_768
-"""Text in a request above which an async call hands the event loop back before the hooks run:
-the client's own work on such a request and the hooks' take a millisecond or more each, so they
-are made separate loop steps. Smaller requests skip that step (~10 µs of loop work)."""
+"""Text in a request above which an async call hands the event loop back before the hooks run and
+before the send: the client's own work on such a request takes a millisecond or more."""
+
+NEW_TEXT_CHARS = 2_048
+"""New text (never counted in this process) in a request above which an async call hands the loop
+back before the hooks run: compressing and counting it takes a millisecond or more, which should
+not share a loop step with the client's own work. An agent turn whose new message is a short
+question skips that step (~10 µs of loop work)."""
 
 HOOK_STEP_NS = 500_000
 """Hook work in one call above which the loop is handed back before the send (the client's
@@ -140,7 +145,7 @@ class Chain:
                     call.snapshot_original()
                     if not call.blocking:
                         call._hooks_started = perf_counter_ns()
-                        if call._original_chars() > LARGE_REQUEST_CHARS:
+                        if call._original_chars() > LARGE_REQUEST_CHARS or call._new_chars() > NEW_TEXT_CHARS:
                             await asyncio.sleep(0)  # the client's own work before ours: a step each
                 response = await self._dispatch(0, call, send, span)
         except BaseException as error:

@@ -105,6 +105,17 @@ class TokenCache:
         """The cached count, or ``None`` when the text was not counted yet."""
         return self._counts.get(_key(text))
 
+    def unseen_chars(self, texts: Sequence[str]) -> int:
+        """Characters of ``texts`` never counted (a text too long to hash inline counts as unseen):
+        how much new text the hooks of a call will work on."""
+        counts = self._counts
+        unseen = 0
+        for text in texts:
+            size = len(text)
+            if size > INLINE_HASH_LIMIT or counts.get(hash(text) ^ (size << 32)) is None:
+                unseen += size
+        return unseen
+
     def count(self, text: str) -> int:
         """Tokens in ``text``, encoding it only the first time it is seen in this process."""
         key = _key(text)

@@ -363,3 +363,16 @@ async def test_a_subclass_overriding_after_has_it_run_whatever_the_parent_would_
     call = Call({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}, "chat")
     await Middleware([BillingCount()]).run(call, make_send([], reply))
     assert seen == [2]
+
+
+async def test_new_text_hands_the_loop_back_before_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A request well under the large size whose new text (never counted) the hooks will compress
+    # and count: that work gets a loop step of its own, apart from the client's.
+    monkeypatch.setattr(chain_module, "HOOK_STEP_NS", 10**12)
+    text = "A new tool output, never seen: " + " ".join(f"row {i} shipped" for i in range(250))
+    assert chain_module.NEW_TEXT_CHARS < len(text) < chain_module.LARGE_REQUEST_CHARS
+    steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
+    assert steps == ["tick", "before:a", "send"]
+    tokenmw.count_tokens([{"role": "user", "content": text}], "gpt-4o")  # counted now: not new
+    steps = await steps_between({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]})
+    assert steps == ["before:a", "send"]

@@ -21,7 +21,8 @@ export thread is counted, and the server, in a child process, is not) that the f
 (nine messages seen on earlier turns, a new last one per call) sent with ``AsyncOpenAI``: the raw
 client and the wrapped one in alternating blocks of calls, without an SDK and with one
 (``BatchSpanProcessor``, an exporter that drops the spans). Targets: ≤ 150 µs added without an SDK,
-≤ 300 µs with it.
+≤ 300 µs with it. ``--cpu --compare DIR`` runs the same on another tree too (``git archive <commit>
+tokenmw | tar -x -C DIR``), in alternating processes, and prints both.
 """
 
 from __future__ import annotations
@@ -246,16 +247,22 @@ asyncio.run(main())
 """
 
 
-def run_variant(variant: str, rounds: int, calls: int, worker: str = WORKER) -> dict[str, Any]:
+def run_variant(
+    variant: str, rounds: int, calls: int, worker: str = WORKER, root: Path | None = None
+) -> dict[str, Any]:
+    """One variant in a child process, importing ``tokenmw`` from ``root`` (default: this tree)."""
     here = Path(__file__).resolve().parent
+    root = root or here.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    paths = [str(here.parent), str(here), os.environ.get("PYTHONPATH")]  # here: bench_counting
+    paths = [str(root), str(here), os.environ.get("PYTHONPATH")]  # here: bench_counting
     env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    check = f"import tokenmw; assert tokenmw.__file__.startswith({str(root)!r}), tokenmw.__file__\n"
     done = subprocess.run(
-        [sys.executable, "-c", worker, variant, str(rounds), str(calls)],
+        [sys.executable, "-c", check + worker, variant, str(rounds), str(calls)],
         capture_output=True,
         text=True,
         env=env,
+        cwd=root,  # ``-c`` puts the working directory first on sys.path
         check=False,
     )
     if done.returncode != 0:
@@ -264,8 +271,15 @@ def run_variant(variant: str, rounds: int, calls: int, worker: str = WORKER) -> 
     return result
 
 
-def cpu_table() -> bool:
-    """Process CPU per call, raw vs wrapped with the four built-in hooks; whether both targets are met."""
+def _medians_us(samples: list[dict[str, Any]]) -> tuple[float, ...]:
+    """Raw, wrapped, added and chain-alone CPU per call (µs), each the median over the passes."""
+    keys = ("raw", "wrapped", "added", "chain")
+    return tuple(statistics.median(r[key] for r in samples) * 1e6 for key in keys)
+
+
+def cpu_table(compare: Path | None = None) -> bool:
+    """Process CPU per call, raw vs wrapped with the four built-in hooks; whether both targets are
+    met. ``compare``: another tree run the same way, in alternating processes, printed below."""
     rounds = int(os.environ.get("TOKENMW_BENCH_CPU_ROUNDS", "40"))
     block = int(os.environ.get("TOKENMW_BENCH_CPU_BLOCK", "20"))
     print(
@@ -273,25 +287,36 @@ def cpu_table() -> bool:
         f" process), warm ~2k-token 10-message agent turn, four built-in hooks; {PASSES} passes x"
         f" {rounds} alternating blocks of {block} calls per client"
     )
-    runs = {
-        name: [run_variant(variant, rounds, block, CPU_WORKER) for _ in range(PASSES)]
-        for name, variant in CPU_VARIANTS.items()
-    }
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CPU_VARIANTS}
+    other: dict[str, list[dict[str, Any]]] = {name: [] for name in CPU_VARIANTS}
+    for i in range(PASSES):
+        for name, variant in CPU_VARIANTS.items():
+            if compare is not None and i % 2:
+                other[name].append(run_variant(variant, rounds, block, CPU_WORKER, compare))
+            runs[name].append(run_variant(variant, rounds, block, CPU_WORKER))
+            if compare is not None and not i % 2:
+                other[name].append(run_variant(variant, rounds, block, CPU_WORKER, compare))
     print(
         f"\n{'variant':<24} {'raw':>9} {'wrapped':>9} {'added':>9} {'ratio':>6} {'target':>9}"
         f" {'':>6} {'chain alone':>11}"
     )
     met = True
     for name, samples in runs.items():
-        raw, wrapped, added, chain = (
-            statistics.median(r[key] for r in samples) * 1e6 for key in ("raw", "wrapped", "added", "chain")
-        )
+        raw, wrapped, added, chain = _medians_us(samples)
         ok = added <= CPU_TARGET_US[name]
         met = met and ok
         print(
             f"{name:<24} {raw:>7.0f}µs {wrapped:>7.0f}µs {added:>7.0f}µs {wrapped / raw:>5.2f}x"
             f" {'≤' + format(CPU_TARGET_US[name], '.0f'):>7}µs {'met' if ok else 'MISSED':>6} {chain:>9.0f}µs"
         )
+    if compare is not None:
+        print(f"the same, tokenmw from {compare} (alternating processes):")
+        for name, samples in other.items():
+            raw, wrapped, added, chain = _medians_us(samples)
+            print(
+                f"{name:<24} {raw:>7.0f}µs {wrapped:>7.0f}µs {added:>7.0f}µs {wrapped / raw:>5.2f}x"
+                f" {'':>9} {'':>6} {chain:>9.0f}µs"
+            )
     print(
         "(chain alone: mw.run() around a send() that returns a real response at once, no I/O; it moves"
         " less with the machine's load than the end-to-end figures)"
@@ -311,7 +336,9 @@ def main() -> int:
     if "--cpu" in sys.argv[1:]:
         print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
               f"Python {platform.python_version()}")
-        return 0 if cpu_table() else 1
+        args = sys.argv[1:]
+        compare = Path(args[args.index("--compare") + 1]).resolve() if "--compare" in args else None
+        return 0 if cpu_table(compare) else 1
     rounds = int(os.environ.get("TOKENMW_BENCH_ROUNDS", "6"))
     calls = int(os.environ.get("TOKENMW_BENCH_CALLS", "1000"))
     print(

@@ -103,6 +103,7 @@ class Call:
         "_counted",
         "_hooks_started",
         "_in_chain",
+        "_original_chars",
         "_original_plan",
         "_phase_span",
         "_plan_memo",
@@ -149,6 +150,9 @@ class Call:
         """Set by the integration when another instrumentation already reports this call's usage
         (its span nests under tokenmw's), so telemetry does not report it twice."""
         self._original_plan: CountPlan | None = None
+        self._original_chars = 0
+        """Characters of text in the request as the caller made it (what is counted): how much
+        work the client has with it."""
         self._stream_end: tuple[Any, ...] | None = None
         # Per-request memos: hooks ask for the count several times per call (before and after
         # their change, on spans), mostly of a request nobody changed since the last ask.
@@ -219,13 +223,8 @@ class Call:
 
     def snapshot_original(self) -> None:
         """Remember what the request counts as now (texts are immutable, so this copies no text)."""
-        self._original_plan = self._plan()
-
-    def _original_chars(self) -> int:
-        """Characters of text in the request as the caller made it (what is counted): how much
-        work the client has with it."""
-        plan = self._original_plan
-        return sum(map(len, plan.texts)) if plan is not None else 0
+        plan = self._original_plan = self._plan()
+        self._original_chars = sum(map(len, plan.texts))
 
     def _new_chars(self) -> int:
         """Characters of text in the request as made that were never counted in this process: how
@@ -241,7 +240,7 @@ class Call:
     def _plan(self) -> CountPlan:
         """The counting plan of the request as it is now, reused while the request is unchanged."""
         request = self.request
-        values = tuple(map(request.get, COUNTED_KEYS[self.operation]))
+        values = self._counted_values()
         memo = self._plan_memo
         trusted = self._in_chain and not self._user_code
         if memo is not None:
@@ -260,6 +259,10 @@ class Call:
         self._unverified = not trusted
         return plan
 
+    def _counted_values(self) -> tuple[Any, ...]:
+        """The request's values under the keys its count reads, to compare by identity."""
+        return tuple(map(self.request.get, COUNTED_KEYS[self.operation]))
+
     def _enter_chain(self) -> None:
         """A chain starts running this call: until a custom hook runs, identity checks hold."""
         self._in_chain += 1
@@ -275,10 +278,9 @@ class Call:
             memo = self._plan_memo
             if memo is not None and memo[1] is None:
                 values, _, plan = memo
-                current = tuple(map(self.request.get, COUNTED_KEYS[self.operation]))
                 found = (
                     _fingerprint(self.operation, self.request)
-                    if all(map(operator.is_, values, current))
+                    if all(map(operator.is_, values, self._counted_values()))
                     else None
                 )
                 self._plan_memo = (values, found, plan) if found is not None else None

@@ -145,7 +145,7 @@ class Chain:
                     call.snapshot_original()
                     if not call.blocking:
                         call._hooks_started = perf_counter_ns()
-                        if call._original_chars() > LARGE_REQUEST_CHARS or call._new_chars() > NEW_TEXT_CHARS:
+                        if call._original_chars > LARGE_REQUEST_CHARS or call._new_chars() > NEW_TEXT_CHARS:
                             await asyncio.sleep(0)  # the client's own work before ours: a step each
                 response = await self._dispatch(0, call, send, span)
         except BaseException as error:
@@ -192,7 +192,7 @@ class Chain:
             await self._run_phase(layer, "on_send", call, span)
         if self._layers and not call.blocking and (
             perf_counter_ns() - call._hooks_started > HOOK_STEP_NS
-            or call._original_chars() > LARGE_REQUEST_CHARS
+            or call._original_chars > LARGE_REQUEST_CHARS
         ):
             # Hand the loop back once between the hooks' work and the client's own (building
             # and sending the request): each holds the loop for less, other tasks run between.

@@ -97,10 +97,11 @@ def cache_sizes() -> dict[str, str]:
         ) + f" (max {count_cache.MAX_ENTRIES:,} each)",
         "compressed texts": f"{sum(len(c) for c in text._caches.values()):,} entries, "
         f"{text._held_chars / 1e6:.1f} M chars (max {text.MAX_ENTRIES:,} / {text.MAX_CHARS / 1e6:.0f} M)",
-        "compressed request prefixes": f"{len(history._steps):,} steps, {len(history._roots):,} roots, "
+        "compressed request prefixes": f"{len(history._steps):,} steps ({len(history._sources):,} texts), "
+        f"{len(history._roots):,} roots, "
         f"{history._held_chars / 1e6:.1f} M chars "
         f"(max {history.MAX_STEPS:,} / {history.MAX_CHARS / 1e6:.0f} M)",
-        "SDK object dumps": f"{len(counting._dumps):,} (max {counting._MAX_DUMPS:,}; weakly held)",
+        "rendered tool blocks": f"{len(counting._rendered_blocks):,} (max {counting._MAX_RENDERED:,})",
         "counting rules per model": f"{len(counting._rules_cache):,}",
         "encodings loaded / names": f"{len(encodings._loaded)} / {len(encodings._name_cache)}",
         "model aliases": f"{len(aliases._targets):,}",

@@ -24,42 +24,24 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
 
-def _contents(messages: list[Any]) -> list[str]:
-    out = []
-    for m in messages:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, str):
-            out.append(content)
-        elif isinstance(content, list):
-            out += [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
-    return out
-
-
 def _corpus_texts() -> list[str]:
-    texts: list[str] = []
-    for path in sorted(DATA.glob("*.json")):
-        body = json.loads(path.read_text(encoding="utf-8"))
-        texts += _contents(body.get("messages", []))
-        if isinstance(body.get("instructions"), str):
-            texts.append(body["instructions"])
-        items = body.get("input")
-        if isinstance(items, list):
-            for item in items:
-                if isinstance(item, dict):
-                    texts += _contents([{"content": item.get("content")}, {"content": item.get("output")}])
-    return list(dict.fromkeys(texts))
+    """Every distinct text of ``tests/data`` the engine reads (what ``Compress`` hands it)."""
+    from tokenmw.hooks.compress import _texts
+
+    paths = sorted(DATA.glob("*.json"))
+    return list(dict.fromkeys(t for p in paths for t in _texts(json.loads(p.read_text(encoding="utf-8")))))
 
 
 def measure() -> dict[str, float]:
     """µs of CPU per 1,000 new characters for each workload (one run of each)."""
     from tokenmw._bench.run import BenchSettings, workload
     from tokenmw._compress import clear_cache, compress_chat, compress_text
+    from tokenmw.hooks.compress import _texts
 
     results: dict[str, float] = {}
     conversations = workload(BenchSettings(), 0) + workload(BenchSettings(), 24)
@@ -67,7 +49,7 @@ def measure() -> dict[str, float]:
     new_chars = 0
     for conversation in conversations:
         for messages in conversation:
-            for text in _contents(messages):
+            for text in _texts({"messages": messages}):
                 if text not in seen:
                     seen.add(text)
                     new_chars += len(text)

@@ -226,7 +226,7 @@ class Call:
         plan = self._original_plan = self._plan()
         self._original_chars = sum(map(len, plan.texts))
 
-    def _new_chars(self) -> int:
+    def _uncounted_chars(self) -> int:
         """Characters of text in the request as made that were never counted in this process: how
         much work the hooks have with it (compressing and counting new text is most of it)."""
         plan = self._original_plan

@@ -145,7 +145,8 @@ class Chain:
                     call.snapshot_original()
                     if not call.blocking:
                         call._hooks_started = perf_counter_ns()
-                        if call._original_chars > LARGE_REQUEST_CHARS or call._new_chars() > NEW_TEXT_CHARS:
+                        large = call._original_chars > LARGE_REQUEST_CHARS
+                        if large or call._uncounted_chars() > NEW_TEXT_CHARS:
                             await asyncio.sleep(0)  # the client's own work before ours: a step each
                 response = await self._dispatch(0, call, send, span)
         except BaseException as error:

@@ -111,9 +111,8 @@ class TokenCache:
         counts = self._counts
         unseen = 0
         for text in texts:
-            size = len(text)
-            if size > INLINE_HASH_LIMIT or counts.get(hash(text) ^ (size << 32)) is None:
-                unseen += size
+            if len(text) > INLINE_HASH_LIMIT or counts.get(_key(text)) is None:
+                unseen += len(text)
         return unseen
 
     def count(self, text: str) -> int:

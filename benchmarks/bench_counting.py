@@ -16,6 +16,11 @@ Prints four tables:
    (``asyncio.to_thread`` per call, batching every call's misses into one hop or one
    ``encode_ordinary_batch``). Target stall: < 5 ms.
 
+5. New text as agents send it, never counted before: each agent's tool outputs and turns of the
+   seed loop (``tokenmw bench``'s workload) as they arrive, and every text of ``tests/data`` once,
+   counted whole against counted by lines (``_tokens/lines.py``), in alternating passes over
+   fresh caches. Exact either way (checked here against ``encode_ordinary``).
+
 Machines are noisy (and the dev machine is shared): read the ratios, not the absolute numbers.
 Table 4 prints the stall of an idle loop over the same time as a noise floor; each row is the
 median of three runs.
@@ -369,6 +374,65 @@ def bench_concurrent(tasks: int, tokens: int, runs: int = 3) -> dict[str, float]
     return {"tokenmw": results[strategies[1][0]], "idle": results[strategies[0][0]]}
 
 
+# -- 5. new text: whole vs by lines ----------------------------------------------------------------
+
+
+def bench_new_text(passes: int) -> dict[str, float]:
+    from tokenmw._bench.seed import agent_turns
+    from tokenmw._tokens.count_cache import TokenCache
+
+    encoding = encoding_for(MODEL)
+    seed: list[str] = []
+    seen: set[str] = set()
+    for agent in range(48):
+        for turn in agent_turns(agent, 5, follow_ups=True):
+            for message in turn:
+                content = message.get("content")
+                if isinstance(content, str) and content not in seen:
+                    seen.add(content)
+                    seed.append(content)
+    corpus: list[str] = []
+    for path in sorted((Path(__file__).resolve().parent.parent / "tests" / "data").glob("*.json")):
+        data = json.loads(path.read_text())
+        for request in data if isinstance(data, list) else [data]:
+            messages = request.get("messages") if isinstance(request, dict) else None
+            for message in messages if isinstance(messages, list) else []:
+                content = message.get("content") if isinstance(message, dict) else None
+                if isinstance(content, str) and content not in corpus:
+                    corpus.append(content)
+
+    def run(texts: list[str], by_lines: bool) -> float:
+        cache = TokenCache(encoding)
+        cache._by_lines = by_lines
+        copies = [json.loads(json.dumps(text)) for text in texts]  # fresh strings, no cached hash
+        started = time.process_time()
+        for text in copies:
+            cache.count(text)
+        return (time.process_time() - started) / len(texts) * 1e6
+
+    for texts in (seed, corpus):
+        cache = TokenCache(encoding)
+        assert all(cache.count(text) == len(encoding.encode_ordinary(text)) for text in texts)
+    results: dict[str, float] = {}
+    rows = []
+    for label, texts in (("seed loop, 48 agents", seed), ("tests/data, every text", corpus)):
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(passes):
+            for by_lines in (False, True) if i % 2 else (True, False):
+                times[by_lines].append(run(texts, by_lines))
+        whole, lines = statistics.median(times[False]), statistics.median(times[True])
+        chars = sum(map(len, texts)) / len(texts)
+        ratio = lines / whole
+        rows.append((label, len(texts), f"{chars:.0f}", f"{whole:.1f}", f"{lines:.1f}", f"{ratio:.2f}x"))
+        results[label] = ratio
+    table(
+        "5. New text, never counted: whole texts vs by lines (CPU per text, median of passes)",
+        ("texts", "count", "avg chars", "whole us", "by lines us", "ratio"),
+        rows,
+    )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="tokenmw counting benchmark")
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller prompts (smoke run)")
@@ -381,6 +445,7 @@ def main() -> None:
     cold = bench_cold(max(repeats // 4, 20))
     bench_threshold(max(repeats // 8, 10))
     stalls = bench_concurrent(50, 20_000 if args.quick else 100_000)
+    bench_new_text(4 if args.quick else 16)
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
     speedup = warm["litellm"] / warm["warm_sync"]
     ratio = cold["cold"] / cold["full"]

@@ -94,7 +94,12 @@ def cache_sizes() -> dict[str, str]:
     return {
         "token counts (per encoding)": ", ".join(
             f"{name}: {len(cache):,}" for name, cache in count_cache._caches.items()
-        ) + f" (max {count_cache.MAX_ENTRIES:,} each)",
+        )
+        + f" (max {count_cache.MAX_ENTRIES:,} each)",
+        "token counts of lines (per encoding)": ", ".join(
+            f"{name}: {cache.lines_held:,}" for name, cache in count_cache._caches.items()
+        )
+        + f" (max {count_cache.MAX_LINE_ENTRIES:,} each)",
         "compressed texts": f"{sum(len(c) for c in text._caches.values()):,} entries, "
         f"{text._held_chars / 1e6:.1f} M chars (max {text.MAX_ENTRIES:,} / {text.MAX_CHARS / 1e6:.0f} M)",
         "compressed request prefixes": f"{len(history._steps):,} steps ({len(history._sources):,} texts), "

@@ -25,6 +25,8 @@ from typing import TypeVar
 
 import tiktoken
 
+from tokenmw._tokens.lines import LINE_SPLIT_MIN_CHARS, line_segments, splits_at_lines
+
 __all__ = ["INLINE_ENCODE_LIMIT", "INLINE_HASH_LIMIT", "TokenCache", "cache_for", "in_worker"]
 
 INLINE_ENCODE_LIMIT = 16_384
@@ -46,6 +48,14 @@ INLINE_HASH_LIMIT = 262_144
 object is hashed) would block the loop about as long as a hop costs."""
 
 MAX_ENTRIES = 200_000
+
+MAX_LINE_ENTRIES = 100_000
+"""Counts of lines of long texts (``_tokens/lines.py``) kept, beside the texts' own."""
+
+_LINE_YIELD_MIN = 0.1
+"""Below this share of characters in lines seen before (a running average over long texts),
+long texts are counted whole but for one in ``_LINE_PROBE_EVERY``."""
+_LINE_PROBE_EVERY = 8
 
 _NO_SPECIAL: frozenset[str] = frozenset()
 
@@ -87,12 +97,20 @@ async def in_worker(fn: Callable[..., T], *args: object) -> T:
 class TokenCache:
     """Token counts of texts already seen, for one encoding."""
 
-    __slots__ = ("_counts", "_inflight", "_lock", "encode_calls", "encoding", "max_entries")
+    __slots__ = (
+        "_by_lines", "_counts", "_inflight", "_line_counts", "_line_skips", "_line_yield", "_lock",
+        "encode_calls", "encoding", "max_entries",
+    )  # fmt: skip
 
     def __init__(self, encoding: tiktoken.Encoding, max_entries: int = MAX_ENTRIES) -> None:
         self.encoding = encoding
         self.max_entries = max_entries
         self._counts: dict[int, int] = {}
+        self._by_lines = splits_at_lines(encoding)
+        self._line_counts: dict[int, int] = {}
+        """Line hash -> tokens, or -1 for a line seen once (``_count_lines``)."""
+        self._line_yield = 1.0
+        self._line_skips = 0
         self._inflight: dict[int, Future[int]] = {}
         self._lock = threading.Lock()
         self.encode_calls = 0
@@ -100,6 +118,11 @@ class TokenCache:
 
     def __len__(self) -> int:
         return len(self._counts)
+
+    @property
+    def lines_held(self) -> int:
+        """Lines of long texts noted or counted (``_count_lines``), bounded by ``MAX_LINE_ENTRIES``."""
+        return len(self._line_counts)
 
     def get(self, text: str) -> int | None:
         """The cached count, or ``None`` when the text was not counted yet."""
@@ -120,7 +143,7 @@ class TokenCache:
         key = _key(text)
         n = self._counts.get(key)
         if n is None:
-            n = self._store(key, _encode_len(self.encoding, text))
+            n = self._store(key, self._encode(text))
         return n
 
     def count_all(self, texts: Iterable[str]) -> int:
@@ -159,7 +182,7 @@ class TokenCache:
             for key, text in missing:
                 key = key if key is not None else _key(text)
                 n = counts.get(key)  # an earlier duplicate in this same request
-                total += n if n is not None else self._store(key, _encode_len(self.encoding, text))
+                total += n if n is not None else self._store(key, self._encode(text))
             return total
         loop = asyncio.get_running_loop()
         mine, theirs = await loop.run_in_executor(_pool(), self._count_claiming, missing)
@@ -205,6 +228,56 @@ class TokenCache:
             total += n
         return total, theirs
 
+    def _encode(self, text: str) -> int:
+        """Tokens in a text not counted before (on the event loop: at most
+        ``INLINE_ENCODE_LIMIT`` characters a call). A long one is counted by its lines
+        (``_tokens/lines.py``), so that only lines never seen are encoded, unless lines have
+        seldom repeated lately (logs: counting by lines costs ~10% more when none repeats), when
+        one long text in ``_LINE_PROBE_EVERY`` still is, to notice when they do again. The worker
+        path encodes whole texts: tiktoken lets the GIL go, a Python loop over lines would not."""
+        if not self._by_lines or len(text) < LINE_SPLIT_MIN_CHARS or "\n" not in text:
+            return _encode_len(self.encoding, text)
+        if self._line_yield < _LINE_YIELD_MIN:
+            self._line_skips += 1
+            if self._line_skips % _LINE_PROBE_EVERY:
+                return _encode_len(self.encoding, text)
+        total, new_chars = self._count_lines(text)
+        self._line_yield += (1 - new_chars / len(text) - self._line_yield) * 0.25
+        return total
+
+    def _count_lines(self, text: str) -> tuple[int, int]:
+        """Tokens in ``text`` as the sum of its lines' counts, and the characters of lines never
+        seen before."""
+        # A line seen for the first time is only noted (-1) and encoded with the text's other new
+        # lines in one go: every junction of those is a break that ends a piece too (each but the
+        # last ends in one, none but the first starts the text), so their count is the sum of
+        # theirs. A text of new lines costs one encode, not one per line. A line seen a second
+        # time is encoded alone and its count kept.
+        seen = self._line_counts
+        if len(seen) >= MAX_LINE_ENTRIES:
+            with self._lock:
+                for old in list(seen)[: len(seen) // 4]:
+                    seen.pop(old, None)
+        encoding = self.encoding
+        segments = line_segments(text)
+        keys = [*map(hash, segments)]  # string hashes: a collision among 100k is ~1e-14 likely
+        total = 0
+        new: list[str] = []
+        # ``map`` is lazy: a line's look-up sees what this text's earlier lines noted.
+        for segment, key, n in zip(segments, keys, map(seen.get, keys), strict=True):
+            if n is None:
+                seen[key] = -1
+                new.append(segment)
+            elif n < 0:
+                seen[key] = n = _encode_len(encoding, segment)
+                total += n
+            else:
+                total += n
+        if not new:
+            return total, 0
+        joined = text if len(new) == len(segments) else "".join(new)
+        return total + _encode_len(encoding, joined), len(joined)
+
     def _store(self, key: int, n: int) -> int:
         with self._lock:
             self.encode_calls += 1
@@ -220,6 +293,8 @@ class TokenCache:
         """Forget every count (tests, benchmarks)."""
         with self._lock:
             self._counts.clear()
+            self._line_counts.clear()
+            self._line_yield = 1.0
             self.encode_calls = 0
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import repeat
 from typing import TypeVar
 
 import tiktoken
@@ -52,10 +53,10 @@ MAX_ENTRIES = 200_000
 MAX_LINE_ENTRIES = 100_000
 """Counts of lines of long texts (``_tokens/lines.py``) kept, beside the texts' own."""
 
-_LINE_YIELD_MIN = 0.1
-"""Below this share of characters in lines seen before (a running average over long texts),
-long texts are counted whole but for one in ``_LINE_PROBE_EVERY``."""
-_LINE_PROBE_EVERY = 8
+_LINE_PROBES = 4
+"""First lines of a long text looked up to tell whether its lines are worth looking up."""
+_LINE_LEARN_EVERY = 4
+"""One long text in this many whose first lines were never seen is counted by lines anyway."""
 
 _NO_SPECIAL: frozenset[str] = frozenset()
 
@@ -98,8 +99,8 @@ class TokenCache:
     """Token counts of texts already seen, for one encoding."""
 
     __slots__ = (
-        "_by_lines", "_counts", "_inflight", "_line_counts", "_line_skips", "_line_yield", "_lock",
-        "encode_calls", "encoding", "max_entries",
+        "_by_lines", "_counts", "_inflight", "_line_counts", "_line_skips", "_lock", "encode_calls",
+        "encoding", "max_entries",
     )  # fmt: skip
 
     def __init__(self, encoding: tiktoken.Encoding, max_entries: int = MAX_ENTRIES) -> None:
@@ -109,7 +110,6 @@ class TokenCache:
         self._by_lines = splits_at_lines(encoding)
         self._line_counts: dict[int, int] = {}
         """Line hash -> tokens, or -1 for a line seen once (``_count_lines``)."""
-        self._line_yield = 1.0
         self._line_skips = 0
         self._inflight: dict[int, Future[int]] = {}
         self._lock = threading.Lock()
@@ -231,28 +231,30 @@ class TokenCache:
     def _encode(self, text: str) -> int:
         """Tokens in a text not counted before (on the event loop: at most
         ``INLINE_ENCODE_LIMIT`` characters a call). A long one is counted by its lines
-        (``_tokens/lines.py``), so that only lines never seen are encoded, unless lines have
-        seldom repeated lately (logs: counting by lines costs ~10% more when none repeats), when
-        one long text in ``_LINE_PROBE_EVERY`` still is, to notice when they do again. The worker
+        (``_tokens/lines.py``), so that only lines never seen are encoded, when one of its first
+        lines was seen before; otherwise (a log, a new kind of document: looking its lines up
+        would cost ~10% more than the encode they save) one such text in ``_LINE_LEARN_EVERY`` is
+        still counted by lines, which notes its lines for the texts that repeat them. The worker
         path encodes whole texts: tiktoken lets the GIL go, a Python loop over lines would not."""
         if not self._by_lines or len(text) < LINE_SPLIT_MIN_CHARS or "\n" not in text:
             return _encode_len(self.encoding, text)
-        if self._line_yield < _LINE_YIELD_MIN:
+        seen = self._line_counts
+        head = text.split("\n", _LINE_PROBES)
+        head.pop()  # the rest of the text
+        if not any(hash(line + "\n") in seen for line in head):
             self._line_skips += 1
-            if self._line_skips % _LINE_PROBE_EVERY:
+            if self._line_skips % _LINE_LEARN_EVERY != 1:
                 return _encode_len(self.encoding, text)
-        total, new_chars = self._count_lines(text)
-        self._line_yield += (1 - new_chars / len(text) - self._line_yield) * 0.25
-        return total
+        return self._count_lines(text)
 
-    def _count_lines(self, text: str) -> tuple[int, int]:
-        """Tokens in ``text`` as the sum of its lines' counts, and the characters of lines never
-        seen before."""
+    def _count_lines(self, text: str) -> int:
+        """Tokens in ``text``, as the sum of its lines' counts."""
         # A line seen for the first time is only noted (-1) and encoded with the text's other new
         # lines in one go: every junction of those is a break that ends a piece too (each but the
         # last ends in one, none but the first starts the text), so their count is the sum of
         # theirs. A text of new lines costs one encode, not one per line. A line seen a second
-        # time is encoded alone and its count kept.
+        # time is encoded alone and its count kept. A line that comes up twice in a text it is new
+        # in is noted, and encoded in the joined text twice.
         seen = self._line_counts
         if len(seen) >= MAX_LINE_ENTRIES:
             with self._lock:
@@ -261,22 +263,23 @@ class TokenCache:
         encoding = self.encoding
         segments = line_segments(text)
         keys = [*map(hash, segments)]  # string hashes: a collision among 100k is ~1e-14 likely
+        found = [*map(seen.get, keys)]
+        if found.count(None) == len(found):  # nothing seen: one encode, no loop in Python
+            seen.update(zip(keys, repeat(-1)))
+            return _encode_len(encoding, text)
         total = 0
         new: list[str] = []
-        # ``map`` is lazy: a line's look-up sees what this text's earlier lines noted.
-        for segment, key, n in zip(segments, keys, map(seen.get, keys), strict=True):
+        for segment, key, n in zip(segments, keys, found, strict=True):
             if n is None:
                 seen[key] = -1
                 new.append(segment)
-            elif n < 0:
-                seen[key] = n = _encode_len(encoding, segment)
-                total += n
-            else:
-                total += n
-        if not new:
-            return total, 0
-        joined = text if len(new) == len(segments) else "".join(new)
-        return total + _encode_len(encoding, joined), len(joined)
+                continue
+            if n < 0:
+                n = seen.get(key, -1)  # counted already if it came up earlier in this text
+                if n < 0:
+                    seen[key] = n = _encode_len(encoding, segment)
+            total += n
+        return total + _encode_len(encoding, "".join(new)) if new else total
 
     def _store(self, key: int, n: int) -> int:
         with self._lock:
@@ -294,7 +297,6 @@ class TokenCache:
         with self._lock:
             self._counts.clear()
             self._line_counts.clear()
-            self._line_yield = 1.0
             self.encode_calls = 0
 
 

@@ -26,8 +26,9 @@ import tiktoken
 
 __all__ = ["LINE_SPLIT_MIN_CHARS", "line_segments", "splits_at_lines"]
 
-LINE_SPLIT_MIN_CHARS = 1_024
-"""Shorter texts are encoded whole: a few lines save less than their look-ups cost."""
+LINE_SPLIT_MIN_CHARS = 2_048
+"""Shorter texts are encoded whole: looking up their first lines (to tell whether the text's lines
+are worth looking up) would cost a few percent of their encode, and a few lines save little."""
 
 _CL100K = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|"""

@@ -53,10 +53,8 @@ MAX_ENTRIES = 200_000
 MAX_LINE_ENTRIES = 100_000
 """Counts of lines of long texts (``_tokens/lines.py``) kept, beside the texts' own."""
 
-_LINE_PROBES = 4
-"""First lines of a long text looked up to tell whether its lines are worth looking up."""
 _LINE_LEARN_EVERY = 4
-"""One long text in this many whose first lines were never seen is counted by lines anyway."""
+"""One long text in this many whose lines looked up were never seen is counted by lines anyway."""
 
 _NO_SPECIAL: frozenset[str] = frozenset()
 
@@ -231,21 +229,37 @@ class TokenCache:
     def _encode(self, text: str) -> int:
         """Tokens in a text not counted before (on the event loop: at most
         ``INLINE_ENCODE_LIMIT`` characters a call). A long one is counted by its lines
-        (``_tokens/lines.py``), so that only lines never seen are encoded, when one of its first
-        lines was seen before; otherwise (a log, a new kind of document: looking its lines up
-        would cost ~10% more than the encode they save) one such text in ``_LINE_LEARN_EVERY`` is
-        still counted by lines, which notes its lines for the texts that repeat them. The worker
-        path encodes whole texts: tiktoken lets the GIL go, a Python loop over lines would not."""
+        (``_tokens/lines.py``), so that only lines never seen are encoded, when one of a few of
+        its lines was seen before (``_worth_lines``). Otherwise (a log, a new kind of document:
+        looking its lines up would cost ~10% more than the encode they save) one such text in
+        ``_LINE_LEARN_EVERY`` is still counted by lines, which notes its lines for the texts that
+        repeat them. The worker path encodes whole texts: tiktoken lets the GIL go, a Python loop
+        over lines would not."""
         if not self._by_lines or len(text) < LINE_SPLIT_MIN_CHARS or "\n" not in text:
             return _encode_len(self.encoding, text)
-        seen = self._line_counts
-        head = text.split("\n", _LINE_PROBES)
-        head.pop()  # the rest of the text
-        if not any(hash(line + "\n") in seen for line in head):
+        if not self._worth_lines(text):
             self._line_skips += 1
             if self._line_skips % _LINE_LEARN_EVERY != 1:
                 return _encode_len(self.encoding, text)
         return self._count_lines(text)
+
+    def _worth_lines(self, text: str) -> bool:
+        """Whether one of a few lines spread over ``text`` (its first, and the first to start
+        after each quarter of it) was seen before: then its lines are worth looking up."""
+        seen = self._line_counts
+        size = len(text)
+        start = 0
+        for offset in (0, size // 4, size // 2, size * 3 // 4):
+            if offset:
+                start = text.find("\n", offset) + 1
+                if not start:
+                    return False
+            end = text.find("\n", start) + 1
+            if not end:
+                return False
+            if hash(text[start:end]) in seen:
+                return True
+        return False
 
     def _count_lines(self, text: str) -> int:
         """Tokens in ``text``, as the sum of its lines' counts."""

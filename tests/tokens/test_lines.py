@@ -194,3 +194,16 @@ def test_lines_that_never_repeat_stop_being_looked_up() -> None:
     for text in json_outputs:
         assert cache.count(text) == len(encoding.encode_ordinary(text))
     assert len(by_lines) > len(json_outputs) // 2
+
+
+def test_a_text_whose_own_first_line_is_new_is_still_counted_by_lines() -> None:
+    # Agents' system prompts and tool outputs open with their own line (a name, a step number)
+    # over a body other texts share: the lines looked up are spread over the text.
+    encoding = ENCODINGS[0]
+    cache = _Recording(encoding)
+    body = corpus_texts()
+    shared = max((t for t in body if t.count("\n") > 40), key=len)
+    texts = [f"You are OrderOps-{i}, an operations assistant.\n{shared}" for i in range(12)]
+    for text in texts:
+        assert cache.count(text) == len(encoding.encode_ordinary(text))
+    assert cache.by_lines == texts  # the first as the first of four unseen, the rest by their body

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_counting.py [--quick]
 
-Prints four tables:
+Prints five tables:
 
 1. A 2k-token, 10-message agent turn whose first nine messages were counted on earlier turns:
    tokenmw's warm count against ``litellm.token_counter``, ``tokencost`` and a plain

@@ -154,13 +154,18 @@ def test_a_new_text_encodes_only_its_new_lines(monkeypatch: pytest.MonkeyPatch) 
     encoded.clear()
     third = second.replace("(step 3)", "(step 9)")
     assert cache.count(third) == len(encoding.encode_ordinary(third))
-    # Its one new line, and the lines seen once before (in ``second``), each on its own now.
-    assert "Tool result (step 9):\n" in encoded
-    assert sum(map(len, encoded)) < 100
+    # Its one new line, with the short lines (encoded with the new ones, never alone), and the
+    # longer lines seen once before (in ``second``), each on its own now.
+    *alone, joined = encoded
+    assert joined.startswith("Tool result (step 9):\n")
+    assert all(len(line) < 8 for line in joined.split("\n")[1:])
+    assert alone and all(len(line) >= 8 for line in alone)
+    assert sum(map(len, encoded)) < 150
     encoded.clear()
     fourth = third.replace("(step 9)", "(step 10)")
     assert cache.count(fourth) == len(encoding.encode_ordinary(fourth))
-    assert encoded == ["Tool result (step 10):\n"]
+    assert len(encoded) == 1 and encoded[0].startswith("Tool result (step 10):\n")
+    assert len(encoded[0]) < 100
 
 
 class _Recording(TokenCache):
@@ -170,7 +175,7 @@ class _Recording(TokenCache):
         super().__init__(encoding)
         self.by_lines: list[str] = []
 
-    def _count_lines(self, text: str) -> tuple[int, int]:
+    def _count_lines(self, text: str) -> int:
         self.by_lines.append(text)
         return super()._count_lines(text)
 
@@ -186,7 +191,7 @@ def test_lines_that_never_repeat_stop_being_looked_up() -> None:
 
     for i in range(80):
         assert cache.count(log(i)) == len(encoding.encode_ordinary(log(i)))
-    assert 12 <= len(by_lines) <= 30  # the first few, then one in eight
+    assert 12 <= len(by_lines) <= 30  # the first of every four
     by_lines.clear()
     # Repeating lines come back: the probes see them and lines are looked up again.
     last_turns = [agent_turns(a, 5)[-1] for a in range(8)]
@@ -207,3 +212,36 @@ def test_a_text_whose_own_first_line_is_new_is_still_counted_by_lines() -> None:
     for text in texts:
         assert cache.count(text) == len(encoding.encode_ordinary(text))
     assert cache.by_lines == texts  # the first as the first of four unseen, the rest by their body
+
+
+def _json_output(i: int) -> str:
+    row = '    {{\n      "id": "ORD-{}-{}",\n      "status": "delayed"\n    }}'
+    rows = ",\n".join(row.format(i, j) for j in range(60))
+    return f"Tool result (step {i}):\n[\n{rows}\n]"
+
+
+def test_the_line_cache_stays_under_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(count_cache, "MAX_LINE_ENTRIES", 1_200)
+    encoding = ENCODINGS[0]
+    cache = TokenCache(encoding)
+    for i in range(40):  # 241 lines each, 61 of them new
+        assert cache.count(_json_output(i)) == len(encoding.encode_ordinary(_json_output(i)))
+        assert cache.lines_held <= 1_200
+    assert cache.lines_held > 600
+    # A text of more lines than a quarter of the bound is counted whole, its lines not kept.
+    held = cache.lines_held
+    many = "".join(f"row {i}\n" for i in range(1_000))
+    assert cache.count(many) == len(encoding.encode_ordinary(many))
+    assert cache.lines_held == held
+    cache.clear()
+    assert cache.lines_held == 0 and len(cache) == 0
+
+
+async def test_async_counts_go_by_lines_on_the_loop() -> None:
+    encoding = ENCODINGS[0]
+    cache = _Recording(encoding)
+    texts = [_json_output(i) for i in range(4)]  # 12 KB: counted on the loop
+    total = await cache.count_all_async(texts)
+    assert total == sum(len(encoding.encode_ordinary(t)) for t in texts)
+    assert cache.by_lines  # the first of the unseen ones, then every one (their lines repeat)
+    assert cache.by_lines == texts

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -55,6 +56,8 @@ MAX_LINE_ENTRIES = 100_000
 
 _LINE_LEARN_EVERY = 4
 """One long text in this many whose lines looked up were never seen is counted by lines anyway."""
+_LINE_LEARN_CHARS = 4
+"""A line seen before that is shorter is encoded with the text's new lines, never on its own."""
 
 _NO_SPECIAL: frozenset[str] = frozenset()
 
@@ -105,14 +108,16 @@ class TokenCache:
         self.encoding = encoding
         self.max_entries = max_entries
         self._counts: dict[int, int] = {}
-        self._by_lines = splits_at_lines(encoding)
+        # 64-bit hashes only: line keys are bare string hashes (a 32-bit one would collide).
+        self._by_lines = splits_at_lines(encoding) and sys.hash_info.width >= 64
         self._line_counts: dict[int, int] = {}
         """Line hash -> tokens, or -1 for a line seen once (``_count_lines``)."""
         self._line_skips = 0
         self._inflight: dict[int, Future[int]] = {}
         self._lock = threading.Lock()
         self.encode_calls = 0
-        """Texts actually encoded (cache misses): tests and benchmarks read it."""
+        """Texts counted because the cache did not have them (each once: whole, or by its lines,
+        when only some of them may be encoded): tests and benchmarks read it."""
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -227,14 +232,14 @@ class TokenCache:
         return total, theirs
 
     def _encode(self, text: str) -> int:
-        """Tokens in a text not counted before (on the event loop: at most
-        ``INLINE_ENCODE_LIMIT`` characters a call). A long one is counted by its lines
-        (``_tokens/lines.py``), so that only lines never seen are encoded, when one of a few of
-        its lines was seen before (``_worth_lines``). Otherwise (a log, a new kind of document:
-        looking its lines up would cost ~10% more than the encode they save) one such text in
-        ``_LINE_LEARN_EVERY`` is still counted by lines, which notes its lines for the texts that
-        repeat them. The worker path encodes whole texts: tiktoken lets the GIL go, a Python loop
-        over lines would not."""
+        """Tokens in a text not counted before (on the event loop, at most
+        ``INLINE_ENCODE_LIMIT`` characters a call; any size for sync callers). A long one is
+        counted by its lines (``_tokens/lines.py``), so that only lines never seen are encoded,
+        when one of a few of its lines was seen before (``_worth_lines``). Otherwise (a log, a new
+        kind of document: looking its lines up would cost more than the encode they save) one
+        such text in ``_LINE_LEARN_EVERY`` is still counted by lines, which notes its lines for
+        the texts that repeat them. The worker path encodes whole texts: tiktoken lets the GIL
+        go, a Python loop over lines would not."""
         if not self._by_lines or len(text) < LINE_SPLIT_MIN_CHARS or "\n" not in text:
             return _encode_len(self.encoding, text)
         if not self._worth_lines(text):
@@ -267,33 +272,49 @@ class TokenCache:
         # lines in one go: every junction of those is a break that ends a piece too (each but the
         # last ends in one, none but the first starts the text), so their count is the sum of
         # theirs. A text of new lines costs one encode, not one per line. A line seen a second
-        # time is encoded alone and its count kept. A line that comes up twice in a text it is new
-        # in is noted, and encoded in the joined text twice.
-        seen = self._line_counts
-        if len(seen) >= MAX_LINE_ENTRIES:
-            with self._lock:
-                for old in list(seen)[: len(seen) // 4]:
-                    seen.pop(old, None)
+        # time is encoded alone and its count kept, unless it is shorter than
+        # ``_LINE_LEARN_CHARS`` (an encode call of its own would cost several times its share of
+        # the joined one): it is encoded with the new lines, every time. A line that comes up
+        # twice in a text it is new in is encoded in the joined text twice.
         encoding = self.encoding
         segments = line_segments(text)
-        keys = [*map(hash, segments)]  # string hashes: a collision among 100k is ~1e-14 likely
+        if len(segments) > MAX_LINE_ENTRIES // 4:
+            return _encode_len(encoding, text)  # more lines than the cache would keep
+        seen = self._line_counts
+        keys = [*map(hash, segments)]  # 64-bit string hashes: a collision among 100k is ~1e-14 likely
         found = [*map(seen.get, keys)]
         if found.count(None) == len(found):  # nothing seen: one encode, no loop in Python
-            seen.update(zip(keys, repeat(-1)))
+            self._note_lines(zip(keys, repeat(-1)), len(keys))
             return _encode_len(encoding, text)
         total = 0
-        new: list[str] = []
+        joined: list[str] = []
+        learned: dict[int, int] = {}
         for segment, key, n in zip(segments, keys, found, strict=True):
-            if n is None:
-                seen[key] = -1
-                new.append(segment)
-                continue
-            if n < 0:
-                n = seen.get(key, -1)  # counted already if it came up earlier in this text
+            if n is not None and n >= 0:
+                total += n
+            elif n is None or len(segment) < _LINE_LEARN_CHARS:
+                if n is None:
+                    learned[key] = -1
+                joined.append(segment)
+            else:
+                n = learned.get(key, -1)  # counted already if it came up earlier in this text
                 if n < 0:
-                    seen[key] = n = _encode_len(encoding, segment)
-            total += n
-        return total + _encode_len(encoding, "".join(new)) if new else total
+                    learned[key] = n = _encode_len(encoding, segment)
+                total += n
+        if learned:
+            self._note_lines(learned.items(), len(learned))
+        return total + _encode_len(encoding, "".join(joined)) if joined else total
+
+    def _note_lines(self, entries: Iterable[tuple[int, int]], count: int) -> None:
+        """Keep ``count`` line entries, the oldest dropped first to stay under
+        ``MAX_LINE_ENTRIES`` (changed under the lock, as the text cache is)."""
+        seen = self._line_counts
+        with self._lock:
+            over = len(seen) + count - MAX_LINE_ENTRIES
+            if over > 0:
+                for old in list(seen)[: max(over, MAX_LINE_ENTRIES // 4)]:
+                    del seen[old]
+            seen.update(entries)
 
     def _store(self, key: int, n: int) -> int:
         with self._lock:
@@ -311,6 +332,7 @@ class TokenCache:
         with self._lock:
             self._counts.clear()
             self._line_counts.clear()
+            self._line_skips = 0
             self.encode_calls = 0
 
 

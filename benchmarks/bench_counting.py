@@ -17,9 +17,9 @@ Prints five tables:
    ``encode_ordinary_batch``). Target stall: < 5 ms.
 
 5. New text as agents send it, never counted before: each agent's tool outputs and turns of the
-   seed loop (``tokenmw bench``'s workload) as they arrive, and every text of ``tests/data`` once,
-   counted whole against counted by lines (``_tokens/lines.py``), in alternating passes over
-   fresh caches. Exact either way (checked here against ``encode_ordinary``).
+   seed loop (``tokenmw bench``'s workload) as they arrive, every text of ``tests/data`` once, and
+   its tool outputs alone, counted whole against counted by lines (``_tokens/lines.py``), in
+   alternating passes over fresh caches. Exact either way (checked here against ``encode_ordinary``).
 
 Machines are noisy (and the dev machine is shared): read the ratios, not the absolute numbers.
 Table 4 prints the stall of an idle loop over the same time as a noise floor; each row is the
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tokenmw._core.call import Call
 from tokenmw._tokens import count_cache as _text_cache
 from tokenmw._tokens.count_cache import INLINE_ENCODE_LIMIT, cache_for
-from tokenmw._tokens.counting import count_tokens
+from tokenmw._tokens.counting import count_tokens, plan_request
 from tokenmw._tokens.encodings import encoding_for
 
 MODEL = "gpt-4o"
@@ -382,24 +382,33 @@ def bench_new_text(passes: int) -> dict[str, float]:
     from tokenmw._tokens.count_cache import TokenCache
 
     encoding = encoding_for(MODEL)
-    seed: list[str] = []
-    seen: set[str] = set()
-    for agent in range(48):
-        for turn in agent_turns(agent, 5, follow_ups=True):
-            for message in turn:
-                content = message.get("content")
-                if isinstance(content, str) and content not in seen:
-                    seen.add(content)
-                    seed.append(content)
-    corpus: list[str] = []
-    for path in sorted((Path(__file__).resolve().parent.parent / "tests" / "data").glob("*.json")):
-        data = json.loads(path.read_text())
-        for request in data if isinstance(data, list) else [data]:
-            messages = request.get("messages") if isinstance(request, dict) else None
-            for message in messages if isinstance(messages, list) else []:
-                content = message.get("content") if isinstance(message, dict) else None
-                if isinstance(content, str) and content not in corpus:
-                    corpus.append(content)
+
+    def new_texts(requests: list[dict[str, Any]]) -> list[str]:
+        """What the counter counts of each request (``plan_request``), each text once, in order."""
+        seen: dict[str, None] = {}
+        for request in requests:
+            operation = "responses" if "input" in request else "chat"
+            seen.update(dict.fromkeys(plan_request(operation, request).texts))
+        return list(seen)
+
+    seed = new_texts(
+        [
+            {"model": MODEL, "messages": turn}
+            for agent in range(48)
+            for turn in agent_turns(agent, 5, follow_ups=True)
+        ]
+    )
+    requests = [
+        json.loads(path.read_text())
+        for path in sorted(Path(__file__).resolve().parent.parent.joinpath("tests", "data").glob("*.json"))
+    ]
+    corpus = new_texts(requests)
+    tool_outputs = new_texts(
+        [
+            {"model": MODEL, "messages": [m for m in r.get("messages", []) if m.get("role") == "tool"]}
+            for r in requests
+        ]
+    )
 
     def run(texts: list[str], by_lines: bool) -> float:
         cache = TokenCache(encoding)
@@ -410,12 +419,17 @@ def bench_new_text(passes: int) -> dict[str, float]:
             cache.count(text)
         return (time.process_time() - started) / len(texts) * 1e6
 
-    for texts in (seed, corpus):
+    for texts in (seed, corpus, tool_outputs):
         cache = TokenCache(encoding)
         assert all(cache.count(text) == len(encoding.encode_ordinary(text)) for text in texts)
     results: dict[str, float] = {}
     rows = []
-    for label, texts in (("seed loop, 48 agents", seed), ("tests/data, every text", corpus)):
+    rows_in = (
+        ("seed loop, 48 agents", seed),
+        ("tests/data, every text", corpus),
+        ("tests/data, tool outputs", tool_outputs),
+    )
+    for label, texts in rows_in:
         times: dict[bool, list[float]] = {False: [], True: []}
         for i in range(passes):
             for by_lines in (False, True) if i % 2 else (True, False):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import random
 import sys
+import types
 from pathlib import Path
-from typing import Any
 
 import pytest
 import regex
@@ -19,6 +19,7 @@ import tiktoken
 from tokenmw._bench.seed import agent_turns
 from tokenmw._tokens import count_cache
 from tokenmw._tokens.count_cache import TokenCache
+from tokenmw._tokens.counting import plan_request
 from tokenmw._tokens.encodings import encoding_for
 from tokenmw._tokens.lines import LINE_SPLIT_MIN_CHARS, VETTED_PATTERNS, line_segments, splits_at_lines
 
@@ -39,23 +40,12 @@ def generated(count: int, seed: int = 7) -> list[str]:
 
 
 def corpus_texts() -> list[str]:
+    """Every text the counter counts in the corpus requests (``plan_request``), in file order."""
     texts: list[str] = []
     for path in sorted(DATA.glob("*.json")):
-        data = json.loads(path.read_text())
-        for request in data if isinstance(data, list) else [data]:
-            if isinstance(request, dict):
-                texts.extend(_strings(request.get("messages") or request.get("input") or []))
+        request = json.loads(path.read_text())
+        texts.extend(plan_request("responses" if "input" in request else "chat", request).texts)
     return texts
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
 
 
 def by_parts(encoding: tiktoken.Encoding, parts: list[str]) -> int:
@@ -126,11 +116,13 @@ def test_cache_counts_the_corpus_and_agent_outputs_exactly(encoding: tiktoken.En
     for text in texts:
         assert cache.count(text) == len(encoding.encode_ordinary(text))
     assert cache.lines_held > 1000
-    # The same texts again through a cache that knows only their lines (not the texts).
-    again = TokenCache(encoding)
+    # The same texts again through a cache that knows only their lines (not the texts): the long
+    # ones go by lines now, lines looked up and new ones joined.
+    again = _Recording(encoding)
     again._line_counts = dict(cache._line_counts)
     for text in reversed(texts):
         assert again.count(text) == len(encoding.encode_ordinary(text))
+    assert len(again.by_lines) > 40
 
 
 def test_a_new_text_encodes_only_its_new_lines(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,3 +237,12 @@ async def test_async_counts_go_by_lines_on_the_loop() -> None:
     assert total == sum(len(encoding.encode_ordinary(t)) for t in texts)
     assert cache.by_lines  # the first of the unseen ones, then every one (their lines repeat)
     assert cache.by_lines == texts
+
+
+def test_32_bit_builds_count_whole_texts(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Line keys are bare string hashes: 32 bits would collide among 100k lines.
+    monkeypatch.setattr(count_cache, "sys", types.SimpleNamespace(hash_info=types.SimpleNamespace(width=32)))
+    cache = _Recording(ENCODINGS[0])
+    text = _json_output(1)
+    assert cache.count(text) == len(ENCODINGS[0].encode_ordinary(text))
+    assert cache.by_lines == [] and cache.lines_held == 0

@@ -129,17 +129,13 @@ def _line_search(
     at_line: re.Pattern[str], after_break: re.Pattern[str], text: str, pos: int
 ) -> re.Match[str] | None:
     """``at_line.search(text, pos)`` for a pattern opening with ``^`` (multiline), found with
-    ``after_break``: the same line pattern after a line break, up to where ``at_line`` can decide."""
+    ``after_break``: the same line pattern after a line break (where it holds, ``at_line`` does)."""
     if pos == 0 or text[pos - 1 : pos] == "\n":
         m = at_line.match(text, pos)
         if m is not None:
             return m
-    while (hit := after_break.search(text, pos)) is not None:
-        m = at_line.match(text, hit.start() + 1)
-        if m is not None:
-            return m
-        pos = hit.start() + 1
-    return None
+    hit = after_break.search(text, pos)
+    return None if hit is None else at_line.match(text, hit.start() + 1)
 
 
 def inline_code_spans(text: str) -> list[tuple[int, int]]:

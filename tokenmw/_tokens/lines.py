@@ -1,11 +1,12 @@
 """Counting a long new text line by line, exactly: the lines an agent's tool outputs share.
 
-An agent turn's new text is mostly a tool output: pretty-printed JSON, a log, a listing. Most of its
-lines were seen before, in other outputs (``"status": "delayed",``, ``},``, a log's fixed prefix),
-but the text as a whole is new, so the text cache misses and tiktoken encodes all of it (~60 ns a
-character for JSON). Counting its lines through a cache of their own (``TokenCache._count_lines``)
-encodes only the lines not counted before (``benchmarks/bench_counting.py`` table 5: the seed
-loop's new text 0.64x the CPU of whole encodes, the corpus of ``tests/data``, few repeats, 1.07x).
+An agent turn's new text is mostly a tool output: pretty-printed JSON, a log, a listing. When the
+agent calls a tool again, most of its lines were seen before, in other outputs (``"status":
+"delayed",``, ``},``, a log's fixed prefix), but the text as a whole is new, so the text cache
+misses and tiktoken encodes all of it (~60 ns a character for JSON). Counting its lines through a
+cache of their own (``TokenCache._count_lines``) encodes only the lines not counted before
+(``benchmarks/bench_counting.py`` table 5: the seed loop's new text 0.66x the CPU of whole
+encodes; the corpus of ``tests/data``, whose tool outputs share few lines, 1.03-1.08x).
 
 Why the sum of the lines' counts is the text's count: tiktoken splits a text into pieces with its
 encoding's pattern and encodes each piece on its own, so a text cut where a piece ends counts as

@@ -24,7 +24,7 @@ import statistics
 import time
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 from bench_counting import _with_ticker
 
@@ -93,7 +93,7 @@ async def one(client: openai.AsyncOpenAI, i: int, run: int) -> None:
 
 
 async def round_(base_url: str, wrapped: bool, run: int, calls: int = CALLS) -> tuple[float, float]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
     raw = openai.AsyncOpenAI(
         api_key="k",
         base_url=base_url,

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx
+import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
 import tokenmw
@@ -122,7 +122,7 @@ async def main_async(levels: list[int], rounds: int) -> None:
         "raw and wrapped alternating; no OpenTelemetry SDK\n"
     )
     with server_process(latency=0.0, reply_words=60) as base_url:
-        limits = httpx.Limits(max_connections=POOL, max_keepalive_connections=POOL)
+        limits = httpx2.Limits(max_connections=POOL, max_keepalive_connections=POOL)
         http = DefaultAsyncHttpxClient(limits=limits)
         raw = AsyncOpenAI(api_key="bench", base_url=base_url, max_retries=0, timeout=600, http_client=http)
         wrapped = tokenmw.Middleware(hooks()).wrap(raw)

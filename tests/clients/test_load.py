@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -163,7 +163,7 @@ def one_sync(client: openai.OpenAI, i: int) -> tuple[str, str]:
 
 async def test_thousand_concurrent_async_calls(load_server: EmbeddedServer, small_caches: TokenCache) -> None:
     mw = middleware()
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    limits = httpx2.Limits(max_connections=64, max_keepalive_connections=64)
     raw = openai.AsyncOpenAI(
         api_key="k",
         base_url=load_server.base_url,

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pytest
 
@@ -227,7 +227,7 @@ def _client(server: EmbeddedServer, *, retries: int, base_url: str | None = None
         api_key="test-key",
         base_url=base_url or server.base_url,
         max_retries=retries,
-        timeout=httpx.Timeout(0.5),
+        timeout=httpx2.Timeout(0.5),
     )
 
 

@@ -1,7 +1,7 @@
 """The openai internals the wrapped client relies on, each checked directly, so that an openai
 release that changes one fails here, by name, rather than as a silently bypassed chain.
 
-Checked on openai 3.3 and 3.57 (the upper bound in pyproject.toml is the tested major).
+Checked on openai 3.3 and 3.63 (the upper bound in pyproject.toml is the tested major).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import httpx2
 import openai
 import wrapt
 
-# openai 3.3–3.57 (checked): with_raw_response sends this header with "true", with_streaming_response
+# openai 3.3–3.63 (checked): with_raw_response sends this header with "true", with_streaming_response
 # with "stream"; post() then returns the raw response object instead of the parsed one. Used only
 # in ``_raw_mode`` below; tests/clients/test_openai_internals.py fails if openai changes it.
 from openai._constants import RAW_RESPONSE_HEADER
@@ -129,7 +129,7 @@ class _Wrapped:
         return f"<tokenmw-wrapped {base.__module__}.{base.__qualname__} object at {id(self):#x}>"
 
 
-# openai 3.3–3.57 (checked): every resource method posts through ``client.post(path, body=...,
+# openai 3.3–3.63 (checked): every resource method posts through ``client.post(path, body=...,
 # options=..., cast_to=..., stream=..., stream_cls=...)``, bound when the resource is built;
 # tests/clients/test_openai_internals.py fails if that changes.
 class _SyncWrapped(_Wrapped):
@@ -222,7 +222,7 @@ _cached: dict[type, frozenset[str]] = {}
 
 
 def _cached_names(cls: type) -> frozenset[str]:
-    """The client's lazily built attributes (resources, raw views): openai (3.3–3.57, checked by
+    """The client's lazily built attributes (resources, raw views): openai (3.3–3.63, checked by
     tests/clients/test_openai_internals.py) caches them in the instance ``__dict__`` with
     ``functools.cached_property``; a copy must build its own."""
     names = _cached.get(cls)
@@ -354,7 +354,7 @@ class _Request:
         raw = self.raw
         if raw is None:
             return result
-        # openai 3.3–3.57 (checked): both raw response classes memoize parse() in _parsed_by_type,
+        # openai 3.3–3.63 (checked): both raw response classes memoize parse() in _parsed_by_type,
         # keyed by _cast_to; seeding it makes raw.parse() return what the chain returned. Used only
         # here; tests/clients/test_openai_internals.py fails if openai changes it.
         raw._parsed_by_type[raw._cast_to] = result

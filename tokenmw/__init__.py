@@ -11,7 +11,13 @@ from tokenmw._clients.litellm import wrap_litellm
 from tokenmw._clients.middleware import Middleware
 from tokenmw._core.call import Call, CallUsage
 from tokenmw._core.chain import OnHookError
-from tokenmw._core.errors import HookResultError, HookTimeout, TokenBudgetExceeded, TokenmwError
+from tokenmw._core.errors import (
+    ChainBypassWarning,
+    HookResultError,
+    HookTimeout,
+    TokenBudgetExceeded,
+    TokenmwError,
+)
 from tokenmw._core.hook import CallNext, Hook, StreamOutcome
 from tokenmw._core.usage import ModelUsage, Usage
 from tokenmw._tokens.counting import count_tokens
@@ -40,6 +46,7 @@ __all__ = [
     "Call",
     "CallNext",
     "CallUsage",
+    "ChainBypassWarning",
     "Compress",
     "CountTokens",
     "Enhance",

@@ -77,3 +77,14 @@ def test_stream_body_is_read_through_the_response_byte_stream(
 
     assert isinstance(stream.response.stream, httpx2.SyncByteStream)
     stream.close()
+
+
+def test_websocket_handshakes_are_prepared_by_the_client() -> None:
+    # responses.connect() and realtime.connect() never post: the wrapped client hears of them
+    # (to warn, ChainBypassWarning) only where they prepare the handshake's options.
+    from openai import _websocket_connection
+    from openai.resources.realtime import realtime
+
+    for connect in (_websocket_connection._connect_websocket, _websocket_connection._async_connect_websocket):
+        assert "client._prepare_options(" in inspect.getsource(connect), connect
+    assert "self.__client._prepare_options(" in inspect.getsource(realtime)

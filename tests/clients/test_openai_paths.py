@@ -9,8 +9,10 @@ would send them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -436,3 +438,119 @@ def test_a_stream_a_wrap_hook_discards_does_not_end_the_call(
     assert text and text.startswith("The middleware")
     assert recorder.ends == ["completed"] and mw.usage.calls == 1
     assert len(wire_requests(live_server)) == 2
+
+
+# -- calls the chain cannot run for: sent unchanged, and the user is told --------------------------
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ChainBypassWarning`` is given once per kind and process: each test starts with none given."""
+    from tokenmw._clients import openai as integration
+
+    monkeypatch.setattr(integration, "_warned", set())
+
+
+@contextlib.contextmanager
+def bypass_warnings() -> Iterator[list[str]]:
+    """The messages of the ``ChainBypassWarning``s given inside the block (filled when it ends)."""
+    found: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield found
+    found.extend(str(w.message) for w in caught if issubclass(w.category, tokenmw.ChainBypassWarning))
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_legacy_completions_warn_once_and_go_out_unchanged(
+    client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    recorder, mw = probe_middleware()
+    wrapped = mw.wrap(client)
+    with bypass_warnings() as found:
+        for _ in range(2):
+            with pytest.raises(openai.NotFoundError):  # the embedded server has no /completions
+                wrapped.completions.create(model="gpt-3.5-turbo-instruct", prompt="Say  hello.")
+    [message] = found
+    assert "legacy completions" in message and "does not run the middleware chain" in message
+    assert recorder.calls == [] and mw.usage.calls == 0
+    assert [r.path for r in live_server.requests] == ["/v1/completions"] * 2
+    assert all(r.body["prompt"] == "Say  hello." for r in live_server.requests)  # not compressed
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_assistants_runs_warn_once(client: openai.OpenAI, live_server: EmbeddedServer) -> None:
+    recorder, mw = probe_middleware()
+    threads = mw.wrap(client).beta.threads
+    with bypass_warnings() as found:
+        with pytest.raises(openai.NotFoundError):
+            threads.runs.create(thread_id="thread_1", assistant_id="asst_1")
+        with pytest.raises(openai.NotFoundError):
+            threads.create_and_run(assistant_id="asst_1")
+    [message] = found
+    assert "Assistants runs" in message and recorder.calls == []
+    assert [r.path for r in live_server.requests] == ["/v1/threads/thread_1/runs", "/v1/threads/runs"]
+
+
+@pytest.mark.usefixtures("fresh_warnings")
+def test_supported_calls_and_other_endpoints_do_not_warn(
+    client: openai.OpenAI, live_server: EmbeddedServer
+) -> None:
+    _, mw = probe_middleware()
+    wrapped = mw.wrap(client)
+    with bypass_warnings() as found:
+        wrapped.chat.completions.create(model=MODEL, messages=MESSAGES)
+        wrapped.responses.create(model=MODEL, input="hello")
+        with pytest.raises(openai.NotFoundError):
+            wrapped.embeddings.create(model="text-embedding-3-small", input="hello")
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("api", "named", "path"),
+    [
+        ("responses", "Responses over WebSocket", "/v1/responses"),
+        ("realtime", "the Realtime API", "/v1/realtime"),
+    ],
+)
+@pytest.mark.usefixtures("fresh_warnings")
+async def test_websocket_apis_warn_once_and_go_out_unchanged(api: str, named: str, path: str) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    received: list[dict[str, Any]] = []
+    paths: list[str] = []
+
+    async def handler(connection: ServerConnection) -> None:
+        paths.append(connection.request.path if connection.request else "")
+        async for message in connection:
+            received.append(json.loads(message))
+
+    recorder, mw = probe_middleware()
+    event = (
+        {"type": "response.create", "model": MODEL, "input": "Say  hello."}
+        if api == "responses"
+        else {"type": "response.create", "response": {"instructions": "Say  hello."}}
+    )
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        raw = openai.AsyncOpenAI(
+            api_key="test-key",
+            base_url="http://127.0.0.1:9/v1",
+            websocket_base_url=f"ws://127.0.0.1:{port}/v1",
+        )
+        wrapped = mw.wrap(raw)
+        with bypass_warnings() as found:
+            for _ in range(2):
+                manager = (
+                    wrapped.responses.connect()
+                    if api == "responses"
+                    else wrapped.realtime.connect(model=MODEL)
+                )
+                async with manager as connection:
+                    await connection.send(event)  # type: ignore[arg-type]
+        await raw.close()
+    [message] = found
+    assert named in message
+    assert [p.split("?")[0] for p in paths] == [path] * 2
+    assert received == [event, event]  # as the caller made it: no hook touched it
+    assert recorder.calls == [] and mw.usage.calls == 0

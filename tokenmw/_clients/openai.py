@@ -24,7 +24,9 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -43,7 +45,7 @@ from openai.resources.responses import AsyncResponses, Responses
 from tokenmw._clients.streams import AsyncStreamProxy, SyncStreamProxy, watch_body
 from tokenmw._clients.sync import call_blocking, run_sync
 from tokenmw._core.call import Call, Operation
-from tokenmw._core.errors import TokenBudgetExceeded
+from tokenmw._core.errors import ChainBypassWarning, TokenBudgetExceeded
 from tokenmw._core.stream_run import StreamRun
 from tokenmw._tokens import encodings as _tokenizer
 
@@ -136,6 +138,7 @@ class _SyncWrapped(_Wrapped):
     def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
         operation = _operation(path, kwargs)
         if operation is None:
+            _warn_if_bypassed(path)
             return super().post(path, *args, **kwargs)  # type: ignore[misc]
         request = _Request(self, operation, path, args, kwargs)
         fast = all(chain.sync_fast_path for chain in request.chains)
@@ -144,17 +147,69 @@ class _SyncWrapped(_Wrapped):
         except TokenBudgetExceeded as refused:
             raise _as_api_error(refused, self, path) from None
 
+    def _prepare_options(self, options: Any) -> Any:  # see _warn_if_websocket
+        _warn_if_websocket(options)
+        return super()._prepare_options(options)  # type: ignore[misc]
+
 
 class _AsyncWrapped(_Wrapped):
     async def post(self, path: str, *args: Any, **kwargs: Any) -> Any:
         operation = _operation(path, kwargs)
         if operation is None:
+            _warn_if_bypassed(path)
             return await super().post(path, *args, **kwargs)  # type: ignore[misc]
         request = _Request(self, operation, path, args, kwargs)
         try:
             return request.returned(await _through_async(request, 0, request.body))
         except TokenBudgetExceeded as refused:
             raise _as_api_error(refused, self, path) from None
+
+    async def _prepare_options(self, options: Any) -> Any:  # see _warn_if_websocket
+        _warn_if_websocket(options)
+        return await super()._prepare_options(options)  # type: ignore[misc]
+
+
+_warned: set[str] = set()
+
+
+def _warn_if_bypassed(path: str) -> None:
+    """Warn once when a POST the chain does not run for is a model call (``ChainBypassWarning``)."""
+    if path == "/completions":
+        _warn_bypass("the legacy completions endpoint (client.completions.create)")
+    elif path.startswith("/threads") and "/runs" in path:
+        _warn_bypass("Assistants runs (client.beta.threads.runs)")
+
+
+# openai 3.63 (checked; 3.3 has the Realtime API and no WebSocket Responses): ``responses.connect()``
+# and ``realtime.connect()`` open a WebSocket, never calling ``post``, and prepare the handshake
+# with ``client._prepare_options(options)``, ``options.url`` a ws:// or wss:// URL. The wrapped
+# classes override that method only to call this; tests/clients/test_openai_internals.py fails if
+# openai stops calling it there.
+def _warn_if_websocket(options: Any) -> None:
+    """Warn once when the client opens a WebSocket for model calls (``ChainBypassWarning``)."""
+    url = getattr(options, "url", None)
+    if isinstance(url, str) and url.startswith(("ws://", "wss://")):
+        if "/realtime" in url.split("?", 1)[0]:
+            _warn_bypass("the Realtime API")
+        else:
+            _warn_bypass("Responses over WebSocket (client.responses.connect)")
+
+
+def _warn_bypass(what: str) -> None:
+    if what in _warned:
+        return
+    _warned.add(what)
+    message = (
+        f"tokenmw: {what} does not run the middleware chain: these requests go out without "
+        "tokenmw's hooks, counts or spans (see the README, 'Not covered')"
+    )
+    if sys.version_info >= (3, 12):  # pointed at the caller's line, past openai's and ours
+        warnings.warn(message, ChainBypassWarning, skip_file_prefixes=_LIBRARY_DIRS)
+    else:
+        warnings.warn(message, ChainBypassWarning, stacklevel=4)
+
+
+_LIBRARY_DIRS = (os.path.dirname(openai.__file__), os.path.dirname(os.path.dirname(__file__)))
 
 
 # The chains, outermost first, then the client's own ``post``. Module functions, not closures in

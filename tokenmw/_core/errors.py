@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["HookResultError", "HookTimeout", "TokenBudgetExceeded", "TokenmwError"]
+__all__ = ["ChainBypassWarning", "HookResultError", "HookTimeout", "TokenBudgetExceeded", "TokenmwError"]
 
 
 class TokenmwError(Exception):
@@ -70,3 +70,11 @@ class HookResultError(TypeError):
         self.phase = phase
         hint = " (did it forget `return response`?)" if got is None and phase == "after" else ""
         super().__init__(f"hook {hook!r} {phase} returned {type(got).__name__}, not {expected}{hint}")
+
+
+class ChainBypassWarning(UserWarning):
+    """A wrapped client made a model call that the chain cannot run for: Responses over WebSocket
+    (``responses.connect()``), the Realtime API, the legacy ``completions.create()`` or an
+    Assistants run. It goes out as the client sends it, without hooks, counts or spans, so a user
+    is told instead of finding out from the bill. Warned once per kind of call and process; to
+    silence it, ``warnings.filterwarnings("ignore", category=tokenmw.ChainBypassWarning)``."""

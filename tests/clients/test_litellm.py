@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -127,3 +128,94 @@ def test_litellm_is_not_imported_by_tokenmw() -> None:
 def test_wrap_litellm_rejects_non_functions(bad: Any) -> None:
     with pytest.raises(TypeError):
         tokenmw.wrap_litellm(bad, Middleware([]))
+
+
+# -- the Responses API: litellm.responses / aresponses ---------------------------------------------
+
+LONG_INPUT = "\n\n\n".join(
+    f"Step {i}:  the  agent  read  the  ticket,  checked  the  order  history  and  wrote  a  note."
+    for i in range(60)
+)
+"""Long enough for Compress (over its 256-token floor), with runs of spaces the safe level removes."""
+
+
+class Operations(Hook):
+    name = "operations"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def before(self, call: Call) -> None:
+        self.seen.append(call.operation)
+
+
+def four_hooks(recorder: Operations) -> Middleware:
+    return Middleware(
+        [
+            recorder,
+            tokenmw.Compress(),
+            tokenmw.Enhance(max_words=50),
+            tokenmw.LimitResponse(max_tokens=100),
+            tokenmw.CountTokens(),
+        ]
+    )
+
+
+def assert_responses_request_optimised(body: dict[str, Any]) -> None:
+    assert "messages" not in body  # nothing of a chat request was added
+    assert "at most 50 words" in body["instructions"]
+    assert body["max_output_tokens"] == 100
+    assert "  " not in body["input"] and body["input"].replace(" ", "") == LONG_INPUT.replace(
+        " ", ""
+    ).replace("\n\n\n", "\n\n")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_responses_runs_the_chain_as_a_responses_call(live_server: EmbeddedServer, stream: bool) -> None:
+    recorder = Operations()
+    mw = four_hooks(recorder)
+    responses = tokenmw.wrap_litellm(litellm.responses, mw)
+    result = responses(input=LONG_INPUT, stream=stream, **kwargs(live_server))
+    if stream:
+        events = list(result)
+        assert events[-1].type == "response.completed"
+    else:
+        assert result.output_text if hasattr(result, "output_text") else result.output
+    assert recorder.seen == ["responses"]
+    [record] = live_server.requests
+    assert_responses_request_optimised(record.body)
+    billed = server_billed(live_server)  # the server's own count, not tokenmw's
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
+    assert mw.usage.input_tokens_sent < mw.usage.input_tokens_original
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+async def test_aresponses_runs_the_chain_as_a_responses_call(
+    live_server: EmbeddedServer, stream: bool
+) -> None:
+    recorder = Operations()
+    mw = four_hooks(recorder)
+    aresponses = tokenmw.wrap_litellm(functools.partial(litellm.aresponses, api_key="test-key"), mw)
+    args = kwargs(live_server)
+    del args["api_key"]
+    result = await aresponses(input=LONG_INPUT, stream=stream, **args)
+    if stream:
+        events = [event async for event in result]
+        assert events[-1].type == "response.completed"
+    assert recorder.seen == ["responses"]
+    [record] = live_server.requests
+    assert_responses_request_optimised(record.body)
+    billed = server_billed(live_server)
+    assert (mw.usage.input_tokens_reported, mw.usage.output_tokens) == (
+        billed.input_tokens,
+        billed.output_tokens,
+    )
+
+
+@pytest.mark.parametrize("name", ["text_completion", "atext_completion", "embedding", "aembedding"])
+def test_wrap_litellm_refuses_the_apis_the_chain_cannot_read(name: str) -> None:
+    with pytest.raises(TypeError, match=f"litellm.{name}"):
+        tokenmw.wrap_litellm(getattr(litellm, name), Middleware([]))

@@ -1,4 +1,5 @@
-"""``tokenmw.wrap_litellm(fn, mw)`` for ``litellm.completion`` and ``litellm.acompletion``.
+"""``tokenmw.wrap_litellm(fn, mw)`` for ``litellm.completion`` / ``acompletion`` (chat) and
+``litellm.responses`` / ``aresponses`` (the Responses API).
 
 LiteLLM's request-modifying hooks run only inside its proxy server; in-process, wrapping the
 function is the way in. This module never imports litellm: it receives the function.
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokenmw._clients.streams import async_result, sync_result
 from tokenmw._clients.sync import call_blocking, run_sync
-from tokenmw._core.call import Call
+from tokenmw._core.call import Call, Operation
 from tokenmw._tokens import encodings as _tokenizer
 from tokenmw._tokens.models import provider_of
 
@@ -26,7 +27,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def wrap_litellm(fn: F, middleware: Middleware) -> F:
-    """``fn`` (``litellm.completion`` or ``litellm.acompletion``) with ``middleware`` around it.
+    """``fn`` (``litellm.completion``, ``acompletion``, ``responses`` or ``aresponses``) with
+    ``middleware`` around it.
 
     tokenmw does not depend on litellm: install it with ``pip install 'tokenmw[litellm]'``."""
     if getattr(fn, "__tokenmw_middleware__", None) is middleware:
@@ -48,11 +50,12 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
         return request
 
     blocking = not inspect.iscoroutinefunction(fn)
+    operation = _operation(fn)
 
     def new_call(request: dict[str, Any]) -> Call:
         return Call(
             request,
-            "chat",
+            operation,
             provider=_provider(request.get("model")),
             integration="litellm",
             blocking=blocking,
@@ -89,6 +92,41 @@ def wrap_litellm(fn: F, middleware: Middleware) -> F:
         wrapper = sync_wrapper
     wrapper.__tokenmw_middleware__ = middleware
     return wrapper  # type: ignore[no-any-return]
+
+
+OPERATIONS: dict[str, Operation] = {
+    "completion": "chat",
+    "acompletion": "chat",
+    "responses": "responses",
+    "aresponses": "responses",
+}
+"""litellm's functions (and the proxy's call types) for the two APIs tokenmw reads."""
+
+
+def _operation(fn: Callable[..., Any]) -> Operation:
+    """The API ``fn`` calls, from its name: ``litellm.responses`` / ``aresponses`` (and a router's
+    methods of those names) send Responses requests (``input``, ``instructions``), which the hooks
+    must read as such; a function of any other name (a wrapper, a ``functools.partial``) is taken
+    for a chat completion function, as the docs say. Other LiteLLM APIs are refused: the chain
+    would run on a request it cannot read and the call would go out unchanged, unnoticed."""
+    target = fn.func if isinstance(fn, functools.partial) else fn
+    name = getattr(target, "__name__", None)
+    if isinstance(name, str) and name in OPERATIONS:
+        return OPERATIONS[name]
+    module = getattr(target, "__module__", None) or ""
+    if isinstance(name, str) and name in _UNSUPPORTED and module.startswith("litellm"):
+        raise TypeError(
+            f"wrap_litellm() takes litellm.completion, acompletion, responses or aresponses, "
+            f"got litellm.{name}: the chain cannot run for that API"
+        )
+    return "chat"
+
+
+_UNSUPPORTED = frozenset({
+    "text_completion", "atext_completion", "embedding", "aembedding", "image_generation",
+    "aimage_generation", "transcription", "atranscription", "speech", "aspeech", "moderation",
+    "amoderation", "rerank", "arerank",
+})  # fmt: skip
 
 
 def _positional_names(fn: Callable[..., Any]) -> list[str]:

@@ -43,9 +43,9 @@ from typing import TYPE_CHECKING, Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from tokenmw._clients.litellm import _provider
+from tokenmw._clients.litellm import OPERATIONS, _provider
 from tokenmw._clients.streams import AsyncStreamProxy, async_result
-from tokenmw._core.call import Call, Operation
+from tokenmw._core.call import Call
 from tokenmw._core.errors import TokenmwError
 from tokenmw._tokens import aliases
 from tokenmw._tokens import encodings as _tokenizer
@@ -57,13 +57,6 @@ __all__ = ["LiteLLMProxyHandler"]
 
 logger = logging.getLogger("tokenmw")
 
-# The proxy's call types for the two APIs tokenmw understands; every other route passes through.
-_OPERATIONS: dict[str, Operation] = {
-    "completion": "chat",
-    "acompletion": "chat",
-    "responses": "responses",
-    "aresponses": "responses",
-}
 # What the proxy keeps in its request dict for itself; not sent again on a second ``send``.
 _PROXY_ONLY_KEYS = ("litellm_logging_obj", "litellm_call_id", "proxy_server_request")
 _HOOK_METHODS = (
@@ -146,7 +139,7 @@ class LiteLLMProxyHandler(CustomLogger):  # type: ignore[misc]
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
     ) -> dict[str, Any] | None:
         """Run the chain's request phases on ``data``; the proxy sends what they leave."""
-        operation = _OPERATIONS.get(str(call_type))
+        operation = OPERATIONS.get(str(call_type))
         if operation is None or not isinstance(data, dict):
             return None
         call_id = data.get("litellm_call_id")

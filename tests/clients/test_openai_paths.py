@@ -479,6 +479,19 @@ def test_legacy_completions_warn_once_and_go_out_unchanged(
 
 
 @pytest.mark.usefixtures("fresh_warnings")
+def test_responses_compact_warns_once(client: openai.OpenAI, live_server: EmbeddedServer) -> None:
+    recorder, mw = probe_middleware()
+    wrapped = mw.wrap(client)
+    with bypass_warnings() as found:
+        for _ in range(2):
+            with pytest.raises(openai.NotFoundError):  # the embedded server does not compact
+                wrapped.responses.compact(model=MODEL, input="Say  hello.")
+    [message] = found
+    assert "responses.compact()" in message and recorder.calls == []
+    assert [r.body["input"] for r in live_server.requests] == ["Say  hello."] * 2  # as made
+
+
+@pytest.mark.usefixtures("fresh_warnings")
 def test_assistants_runs_warn_once(client: openai.OpenAI, live_server: EmbeddedServer) -> None:
     recorder, mw = probe_middleware()
     threads = mw.wrap(client).beta.threads

@@ -176,6 +176,10 @@ def _warn_if_bypassed(path: str) -> None:
     """Warn once when a POST the chain does not run for is a model call (``ChainBypassWarning``)."""
     if path == "/completions":
         _warn_bypass("the legacy completions endpoint (client.completions.create)")
+    elif path == "/responses/compact":
+        # A model call, but not a Responses request the hooks may rewrite: it takes no
+        # max_output_tokens, and an added instruction would change what the compaction keeps.
+        _warn_bypass("client.responses.compact()")
     elif path.startswith("/threads") and "/runs" in path:
         _warn_bypass("Assistants runs (client.beta.threads.runs)")
 

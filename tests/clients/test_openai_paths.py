@@ -506,6 +506,20 @@ def test_assistants_runs_warn_once(client: openai.OpenAI, live_server: EmbeddedS
 
 
 @pytest.mark.usefixtures("fresh_warnings")
+def test_assistants_calls_that_run_no_model_do_not_warn(client: openai.OpenAI) -> None:
+    runs = probe_middleware()[1].wrap(client).beta.threads.runs
+    with bypass_warnings() as found:
+        with pytest.raises(openai.NotFoundError):
+            runs.cancel(run_id="run_1", thread_id="thread_1")
+        with pytest.raises(openai.NotFoundError):
+            runs.update(run_id="run_1", thread_id="thread_1", metadata={"k": "v"})
+    assert found == []
+    with bypass_warnings() as found, pytest.raises(openai.NotFoundError):
+        runs.submit_tool_outputs(run_id="run_1", thread_id="thread_1", tool_outputs=[])
+    assert len(found) == 1  # continuing a run calls the model
+
+
+@pytest.mark.usefixtures("fresh_warnings")
 def test_supported_calls_and_other_endpoints_do_not_warn(
     client: openai.OpenAI, live_server: EmbeddedServer
 ) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import re
 import sys
 import threading
 import warnings
@@ -174,14 +175,20 @@ _warned: set[str] = set()
 
 def _warn_if_bypassed(path: str) -> None:
     """Warn once when a POST the chain does not run for is a model call (``ChainBypassWarning``)."""
+    path = path.split("?", 1)[0]
     if path == "/completions":
         _warn_bypass("the legacy completions endpoint (client.completions.create)")
     elif path == "/responses/compact":
         # A model call, but not a Responses request the hooks may rewrite: it takes no
         # max_output_tokens, and an added instruction would change what the compaction keeps.
         _warn_bypass("client.responses.compact()")
-    elif path.startswith("/threads") and "/runs" in path:
+    elif path.startswith("/threads/") and _ASSISTANTS_RUN.fullmatch(path):
         _warn_bypass("Assistants runs (client.beta.threads.runs)")
+
+
+# The POSTs that make an Assistants run call the model: create_and_run, runs.create,
+# submit_tool_outputs (cancel and update do not).
+_ASSISTANTS_RUN = re.compile(r"/threads/runs|/threads/[^/]+/runs(?:/[^/]+/submit_tool_outputs)?")
 
 
 # openai 3.63 (checked; 3.3 has the Realtime API and no WebSocket Responses): ``responses.connect()``

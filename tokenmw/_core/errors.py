@@ -75,6 +75,7 @@ class HookResultError(TypeError):
 class ChainBypassWarning(UserWarning):
     """A wrapped client made a model call that the chain cannot run for: Responses over WebSocket
     (``responses.connect()``), the Realtime API, the legacy ``completions.create()``,
-    ``responses.compact()`` or an Assistants run. It goes out as the client sends it, without hooks, counts or spans, so a user
-    is told instead of finding out from the bill. Warned once per kind of call and process; to
-    silence it, ``warnings.filterwarnings("ignore", category=tokenmw.ChainBypassWarning)``."""
+    ``responses.compact()`` or an Assistants run. It goes out as the client sends it, without
+    hooks, counts or spans, so a user is told instead of finding out from the bill. Warned once
+    per kind of call and process; to silence it,
+    ``warnings.filterwarnings("ignore", category=tokenmw.ChainBypassWarning)``."""
